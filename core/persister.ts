@@ -1,0 +1,67 @@
+/**
+ * The persister interface: what every backend offers in-process and what the clients offer
+ * over gRPC. Swapping an embedded store for the remote server changes one line.
+ */
+
+/** The outcome of the step whose state is saved (Burr's "completed" / "failed"). */
+export type Status = "completed" | "failed";
+
+export interface SaveInput<S> {
+  /** The partition (for example a user id). Absent, null and "" are the same partition. */
+  partitionKey?: string | null;
+  appId: string;
+  /** Burr's step counter: an integer >= 0 (up to 2^53 - 1 here). */
+  sequenceId: number;
+  /** The action that just ran. */
+  position: string;
+  state: S;
+  status: Status;
+}
+
+export interface LoadQuery {
+  partitionKey?: string | null;
+  /** Absent: the most recently written state of any app in the partition. */
+  appId?: string | null;
+  /** Absent: the highest sequence id of the app, whatever its status. */
+  sequenceId?: number | null;
+}
+
+export interface PersistedState<S> {
+  partitionKey: string;
+  appId: string;
+  sequenceId: number;
+  position: string;
+  state: S;
+  status: Status;
+  createdAt: Date;
+}
+
+export interface SaveResult {
+  createdAt: Date;
+}
+
+/** Promise-based persister (Burr's AsyncBaseStatePersister). */
+export interface AsyncStatePersister<S> {
+  /** Creates what the store needs. Idempotent. */
+  initialize(): Promise<void>;
+  isInitialized(): Promise<boolean>;
+  /** Throws PersisterError ALREADY_EXISTS when the same four keys are stored. */
+  save(input: SaveInput<S>): Promise<SaveResult>;
+  /** null when nothing matches. */
+  load(query: LoadQuery): Promise<PersistedState<S> | null>;
+  /** Each app id of the partition once, most recently written first. */
+  listAppIds(partitionKey?: string | null): Promise<string[]>;
+  /** The same list as an async iterable, read from the store in pages. */
+  streamAppIds(partitionKey?: string | null): AsyncIterable<string>;
+  close(): Promise<void>;
+}
+
+/** Blocking persister (Burr's BaseStatePersister), for code that cannot await. */
+export interface SyncStatePersister<S> {
+  initialize(): void;
+  isInitialized(): boolean;
+  save(input: SaveInput<S>): SaveResult;
+  load(query: LoadQuery): PersistedState<S> | null;
+  listAppIds(partitionKey?: string | null): string[];
+  close(): void;
+}

@@ -1,0 +1,21 @@
+/** Maps errors thrown behind the service onto the gRPC status a client receives. */
+import { status, type ServiceError } from "@grpc/grpc-js";
+import { Code, PersisterError } from "../../../core/errors";
+import type { Logger } from "../log";
+
+export interface StatusObject {
+  code: number;
+  details: string;
+}
+
+/** PersisterErrors carry their own status; anything else is a bug and is logged as one. */
+export function toStatus(error: unknown, method: string, log: Logger): Partial<ServiceError> {
+  if (error instanceof PersisterError) {
+    if (error.code === Code.UNAVAILABLE || error.code === Code.INTERNAL) {
+      log.error("call_failed", { method, code: error.codeName, cause: error.message });
+    }
+    return { code: error.code, details: error.message };
+  }
+  log.error("call_failed", { method, code: "INTERNAL", cause: error instanceof Error ? error.stack : String(error) });
+  return { code: status.INTERNAL, details: `internal error in ${method}: ${error instanceof Error ? error.message : String(error)}` };
+}
