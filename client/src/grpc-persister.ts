@@ -1,0 +1,128 @@
+/**
+ * GrpcStatePersister: the async persister over gRPC. It implements the same interface as the
+ * in-process backends, so an app moves from an embedded store to the server by one line.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { withCodec } from "../../core/codec";
+import { serviceDefinition } from "../../core/grpc-definition";
+import type { AsyncStatePersister, LoadQuery, PersistedState, SaveInput, SaveResult } from "../../core/persister";
+import {
+  StatePersister,
+  type IsInitializedResponse,
+  type ListAppIdsResponse,
+  type LoadResponse,
+  type SaveResponse,
+} from "../../gen/ts/burr/state/v1/state_persister_pb";
+import { listRequest, loadRequest, persistedState, persisterError, saveRequest, savedAt } from "./messages";
+import { backoffMs, isRetryable, resolveOptions, type ClientOptions, type ResolvedOptions } from "./options";
+
+const StatePersisterClient = grpc.makeGenericClientConstructor(serviceDefinition(StatePersister), StatePersister.typeName);
+
+type Unary = (request: object, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response: never) => void) => void;
+
+type ListCall = (request: object, metadata: grpc.Metadata, options: grpc.CallOptions) => grpc.ClientReadableStream<ListAppIdsResponse>;
+
+/** The byte-level client; GrpcStatePersister adds the state codec on top. */
+class RawGrpcPersister implements AsyncStatePersister<Uint8Array> {
+  private readonly client: grpc.Client & Record<string, Unary>;
+
+  constructor(
+    private readonly options: ResolvedOptions<unknown>,
+    credentials: grpc.ChannelCredentials,
+    channelOptions: grpc.ChannelOptions,
+  ) {
+    this.client = new StatePersisterClient(options.address, credentials, channelOptions) as unknown as grpc.Client & Record<string, Unary>;
+  }
+
+  private call<T>(method: string, request: object): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const deadline = Date.now() + this.options.deadlineMs;
+      this.client[method]!.call(this.client, request, new grpc.Metadata(), { deadline }, (error, response) =>
+        error ? reject(persisterError(error, this.options.address)) : resolve(response as T),
+      );
+    });
+  }
+
+  /** Retries UNAVAILABLE with backoff: only for calls that are safe to repeat. */
+  private async retried<T>(work: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await work();
+      } catch (error) {
+        if (attempt >= this.options.retry.attempts || !isRetryable(error as { code?: number })) throw error;
+        await new Promise((resolve) => setTimeout(resolve, backoffMs(this.options.retry, attempt)));
+      }
+    }
+  }
+
+  async initialize(): Promise<void> {
+    await this.retried(() => this.call("initialize", {}));
+  }
+
+  async isInitialized(): Promise<boolean> {
+    const response = await this.retried(() => this.call<IsInitializedResponse>("isInitialized", {}));
+    return response.initialized;
+  }
+
+  async save(input: SaveInput<Uint8Array>): Promise<SaveResult> {
+    const request = saveRequest(input);
+    return { createdAt: savedAt(await this.call<SaveResponse>("save", request)) };
+  }
+
+  async load(query: LoadQuery): Promise<PersistedState<Uint8Array> | null> {
+    const request = loadRequest(query);
+    return persistedState(await this.retried(() => this.call<LoadResponse>("load", request)));
+  }
+
+  async listAppIds(partitionKey?: string | null): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const id of this.streamAppIds(partitionKey)) ids.push(id);
+    return ids;
+  }
+
+  /** Retried only until the first chunk arrives: after that a retry could repeat ids. */
+  async *streamAppIds(partitionKey?: string | null): AsyncIterable<string> {
+    const request = listRequest(partitionKey);
+    for (let attempt = 1; ; attempt++) {
+      let received = false;
+      const stream = (this.client.listAppIds as unknown as ListCall).call(this.client, request, new grpc.Metadata(), {
+        deadline: Date.now() + this.options.listDeadlineMs,
+      });
+      try {
+        for await (const chunk of stream as AsyncIterable<ListAppIdsResponse>) {
+          received = true;
+          yield* chunk.appIds;
+        }
+        return;
+      } catch (error) {
+        const failure = persisterError(error, this.options.address);
+        if (received || attempt >= this.options.retry.attempts || !isRetryable(failure)) throw failure;
+        await new Promise((resolve) => setTimeout(resolve, backoffMs(this.options.retry, attempt)));
+      } finally {
+        stream.cancel();
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.close();
+  }
+}
+
+export class GrpcStatePersister<S = import("../../core/codec").JsonValue> implements AsyncStatePersister<S> {
+  private readonly inner: AsyncStatePersister<S>;
+
+  constructor(options: ClientOptions<S>) {
+    const resolved = resolveOptions(options);
+    const raw = new RawGrpcPersister(resolved, options.credentials ?? grpc.credentials.createInsecure(), resolved.channelOptions);
+    this.inner = withCodec(raw, resolved.codec);
+  }
+
+  initialize = () => this.inner.initialize();
+  isInitialized = () => this.inner.isInitialized();
+  save = (input: SaveInput<S>) => this.inner.save(input);
+  load = (query: LoadQuery) => this.inner.load(query);
+  listAppIds = (partitionKey?: string | null) => this.inner.listAppIds(partitionKey);
+  streamAppIds = (partitionKey?: string | null) => this.inner.streamAppIds(partitionKey);
+  close = () => this.inner.close();
+}

@@ -1,0 +1,59 @@
+/** Connection settings shared by the async and sync clients. */
+import type { ChannelCredentials, ChannelOptions } from "@grpc/grpc-js";
+import { Code } from "../../core/errors";
+import { jsonCodec, type StateCodec } from "../../core/codec";
+
+export interface RetryPolicy {
+  /** Tries in all, the first included. 1 disables retries. */
+  attempts: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+}
+
+export interface ClientOptions<S> {
+  /** host:port of the server, e.g. "127.0.0.1:50051". */
+  address: string;
+  /** Default: plaintext. */
+  credentials?: ChannelCredentials;
+  /** Deadline of each unary call. Default 10 s. */
+  deadlineMs?: number;
+  /** Deadline of a whole ListAppIds stream. Default 60 s. */
+  listDeadlineMs?: number;
+  /**
+   * UNAVAILABLE is retried with exponential backoff for the calls that are safe to repeat
+   * (Initialize, IsInitialized, Load, ListAppIds); never for Save, which may have landed.
+   */
+  retry?: Partial<RetryPolicy>;
+  /** How states are encoded: JSON (default) or rawCodec for exact bytes. */
+  codec?: StateCodec<S>;
+  channelOptions?: ChannelOptions;
+}
+
+export interface ResolvedOptions<S> {
+  address: string;
+  channelOptions: ChannelOptions;
+  deadlineMs: number;
+  listDeadlineMs: number;
+  retry: RetryPolicy;
+  codec: StateCodec<S>;
+}
+
+export function resolveOptions<S>(options: ClientOptions<S>): ResolvedOptions<S> {
+  return {
+    address: options.address,
+    // The server bounds what it sends; grpc-js would otherwise refuse answers over 4 MiB.
+    channelOptions: { "grpc.max_receive_message_length": -1, ...options.channelOptions },
+    deadlineMs: options.deadlineMs ?? 10_000,
+    listDeadlineMs: options.listDeadlineMs ?? 60_000,
+    retry: { attempts: 4, initialBackoffMs: 50, maxBackoffMs: 1000, ...options.retry },
+    codec: options.codec ?? (jsonCodec as unknown as StateCodec<S>),
+  };
+}
+
+/** The pause before try number `attempt + 1` (full jitter, capped). */
+export function backoffMs(policy: RetryPolicy, attempt: number): number {
+  const ceiling = Math.min(policy.maxBackoffMs, policy.initialBackoffMs * 2 ** (attempt - 1));
+  return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+}
+
+export const isRetryable = (error: { code?: number }) => error.code === Code.UNAVAILABLE;

@@ -1,0 +1,45 @@
+// The worker thread behind SyncGrpcStatePersister. It knows no schema: it sends encoded
+// request bytes on a method path and posts back the encoded response bytes (or the gRPC
+// status), then wakes the calling thread, which is blocked in Atomics.wait.
+"use strict";
+const { workerData } = require("node:worker_threads");
+const grpc = require("@grpc/grpc-js");
+
+const { port, signal, address, tls, channelOptions } = workerData;
+const credentials = tls
+  ? grpc.credentials.createSsl(tls.rootCerts ?? null, tls.privateKey ?? null, tls.certChain ?? null)
+  : grpc.credentials.createInsecure();
+const client = new grpc.Client(address, credentials, channelOptions);
+const bytes = (value) => value;
+
+function reply(message) {
+  port.postMessage(message);
+  Atomics.store(signal, 0, 1);
+  Atomics.notify(signal, 0);
+}
+
+const failure = (id, error) => ({ id, error: { code: error.code ?? grpc.status.UNKNOWN, details: error.details || error.message } });
+
+port.on("message", (message) => {
+  const { id, path, request, streaming, deadlineMs } = message;
+  if (message.close) {
+    client.close();
+    port.close();
+    return;
+  }
+  const buffer = Buffer.from(request.buffer, request.byteOffset, request.byteLength);
+  const options = { deadline: Date.now() + deadlineMs };
+  if (!streaming) {
+    client.makeUnaryRequest(path, bytes, bytes, buffer, new grpc.Metadata(), options, (error, response) =>
+      reply(error ? failure(id, error) : { id, response }),
+    );
+    return;
+  }
+  const chunks = [];
+  const stream = client.makeServerStreamRequest(path, bytes, bytes, buffer, new grpc.Metadata(), options);
+  stream.on("data", (chunk) => chunks.push(chunk));
+  // 'status' comes once, after the last message, for success and failure alike ('end' may
+  // precede an error). The 'error' listener only keeps the stream from throwing.
+  stream.on("error", () => {});
+  stream.on("status", (status) => reply(status.code === grpc.status.OK ? { id, chunks } : failure(id, status)));
+});

@@ -1,0 +1,361 @@
+/**
+ * The conformance suite: written once against the persister interface, run unchanged against
+ * every backend in-process, through the gRPC server, and through each client. A subject that
+ * needs a special case here has a bug.
+ */
+import { Code, codeName, PersisterError } from "../../core/errors";
+import type { AsyncStatePersister, PersistedState, SaveInput } from "../../core/persister";
+import { bigState, fidelityCases } from "./fidelity";
+
+export type Persister = AsyncStatePersister<Uint8Array>;
+
+export interface Subject {
+  /** Opens a persister on the subject's store (the same store every time). */
+  open(): Promise<Persister>;
+  /** Opens a persister on a store that has never been initialized. */
+  openUninitialized(): Promise<Persister>;
+  /** Stops and starts the store, or the server in front of it: saved data must survive. */
+  restart(): Promise<void>;
+  /** The largest state the subject accepts. */
+  maxStateBytes: number;
+  /** Frees what the subject started. */
+  teardown(): Promise<void>;
+}
+
+let counter = 0;
+/** Every test works in its own partition, so tests share one store without seeing each other. */
+const freshPartition = () => `p${++counter}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+
+const bytes = (text: string) => new Uint8Array(Buffer.from(text, "utf8"));
+
+const step = (partitionKey: string | null | undefined, appId: string, sequenceId: number, extra: Partial<SaveInput<Uint8Array>> = {}): SaveInput<Uint8Array> => ({
+  partitionKey,
+  appId,
+  sequenceId,
+  position: `action${sequenceId}`,
+  state: bytes(JSON.stringify({ appId, sequenceId })),
+  status: "completed",
+  ...extra,
+});
+
+async function expectCode(work: Promise<unknown>, code: Code, mentions?: RegExp): Promise<PersisterError> {
+  const error = await work.then(
+    () => {
+      throw new Error(`expected ${code} but the call succeeded`);
+    },
+    (failure: unknown) => failure,
+  );
+  expect(error).toBeInstanceOf(PersisterError);
+  const failure = error as PersisterError;
+  expect({ code: failure.codeName, message: failure.message }).toMatchObject({ code: codeName(code) });
+  if (mentions) expect(failure.message).toMatch(mentions);
+  return failure;
+}
+
+const summary = (row: PersistedState<Uint8Array> | null) =>
+  row && { appId: row.appId, sequenceId: row.sequenceId, position: row.position, status: row.status, partitionKey: row.partitionKey };
+
+export function conformanceSuite(name: string, makeSubject: () => Promise<Subject>): void {
+  describe(`conformance: ${name}`, () => {
+    let subject: Subject;
+    let p: Persister;
+
+    beforeAll(async () => {
+      subject = await makeSubject();
+      p = await subject.open();
+      await p.initialize();
+    });
+
+    afterAll(async () => {
+      await p?.close();
+      await subject?.teardown();
+    });
+
+    describe("initialization", () => {
+      test("initialize is idempotent and a fresh client sees the store initialized", async () => {
+        await p.initialize();
+        await p.initialize();
+        expect(await p.isInitialized()).toBe(true);
+        const other = await subject.open();
+        try {
+          expect(await other.isInitialized()).toBe(true);
+        } finally {
+          await other.close();
+        }
+      });
+
+      test("calls before initialize fail with FAILED_PRECONDITION naming Initialize", async () => {
+        const fresh = await subject.openUninitialized();
+        try {
+          expect(await fresh.isInitialized()).toBe(false);
+          await expectCode(fresh.save(step("", "a", 0)), Code.FAILED_PRECONDITION, /Initialize/);
+          await expectCode(fresh.load({ appId: "a" }), Code.FAILED_PRECONDITION, /Initialize/);
+          await expectCode(fresh.listAppIds(""), Code.FAILED_PRECONDITION, /Initialize/);
+          await fresh.initialize();
+          expect(await fresh.isInitialized()).toBe(true);
+          await fresh.save(step("", "a", 0));
+          expect(await fresh.listAppIds("")).toEqual(["a"]);
+        } finally {
+          await fresh.close();
+        }
+      });
+    });
+
+    describe("save and load", () => {
+      test("a saved state loads back with every field", async () => {
+        const partition = freshPartition();
+        const before = Date.now();
+        const saved = await p.save(step(partition, "app", 3, { position: "respond", status: "failed" }));
+        expect(saved.createdAt.getTime()).toBeGreaterThanOrEqual(before - 1000);
+        expect(saved.createdAt.getTime()).toBeLessThanOrEqual(Date.now() + 1000);
+        const row = await p.load({ partitionKey: partition, appId: "app" });
+        expect(summary(row)).toEqual({ partitionKey: partition, appId: "app", sequenceId: 3, position: "respond", status: "failed" });
+        expect(Buffer.from(row!.state).toString()).toBe(JSON.stringify({ appId: "app", sequenceId: 3 }));
+        expect(row!.createdAt.getTime()).toBe(saved.createdAt.getTime());
+      });
+
+      test("absent, null and empty partition keys are the same partition", async () => {
+        const app = `default-${freshPartition()}`;
+        await p.save(step(undefined, app, 0));
+        await p.save(step(null, app, 1));
+        await p.save(step("", app, 2));
+        for (const partitionKey of [undefined, null, ""]) {
+          expect((await p.load({ partitionKey, appId: app }))?.sequenceId).toBe(2);
+          expect((await p.load({ partitionKey, appId: app, sequenceId: 0 }))?.partitionKey).toBe("");
+          expect(await p.listAppIds(partitionKey)).toContain(app);
+        }
+      });
+
+      test("saving the same four keys again fails with ALREADY_EXISTS and keeps the first", async () => {
+        const partition = freshPartition();
+        await p.save(step(partition, "app", 1, { state: bytes('{"first": true}') }));
+        const error = await expectCode(
+          p.save(step(partition, "app", 1, { state: bytes('{"second": true}'), status: "failed" })),
+          Code.ALREADY_EXISTS,
+        );
+        expect(error.message).toContain("app");
+        const row = await p.load({ partitionKey: partition, appId: "app", sequenceId: 1 });
+        expect(Buffer.from(row!.state).toString()).toBe('{"first": true}');
+        expect(row!.status).toBe("completed");
+      });
+
+      test("the same sequence id with another position is accepted; loading the step gives the last written", async () => {
+        const partition = freshPartition();
+        await p.save(step(partition, "app", 4, { position: "zeta" }));
+        await p.save(step(partition, "app", 4, { position: "alpha" }));
+        expect((await p.load({ partitionKey: partition, appId: "app", sequenceId: 4 }))?.position).toBe("alpha");
+        expect((await p.load({ partitionKey: partition, appId: "app" }))?.position).toBe("alpha");
+        await p.save(step(partition, "app", 4, { position: "middle" }));
+        expect((await p.load({ partitionKey: partition, appId: "app", sequenceId: 4 }))?.position).toBe("middle");
+      });
+
+      test("loading without a sequence id gives the highest sequence id, not the last written, whatever its status", async () => {
+        const partition = freshPartition();
+        await p.save(step(partition, "app", 0));
+        await p.save(step(partition, "app", 7, { status: "failed" }));
+        await p.save(step(partition, "app", 5));
+        await p.save(step(partition, "app", 2));
+        const latest = await p.load({ partitionKey: partition, appId: "app" });
+        expect(summary(latest)).toMatchObject({ sequenceId: 7, status: "failed" });
+        expect((await p.load({ partitionKey: partition, appId: "app", sequenceId: 5 }))?.sequenceId).toBe(5);
+      });
+
+      test("loading without an app id gives the most recently written state in the partition", async () => {
+        const partition = freshPartition();
+        await p.save(step(partition, "high", 100));
+        await p.save(step(partition, "low", 1));
+        expect(summary(await p.load({ partitionKey: partition }))).toMatchObject({ appId: "low", sequenceId: 1 });
+        await p.save(step(partition, "high", 50));
+        expect(summary(await p.load({ partitionKey: partition }))).toMatchObject({ appId: "high", sequenceId: 50 });
+        // Written within the same millisecond: the store's write order decides, not the clock.
+        for (let i = 0; i < 20; i++) await p.save(step(partition, `burst${i}`, 0));
+        expect((await p.load({ partitionKey: partition, appId: null }))?.appId).toBe("burst19");
+      });
+
+      test("nothing found is null, not an error", async () => {
+        const partition = freshPartition();
+        await p.save(step(partition, "app", 1));
+        expect(await p.load({ partitionKey: partition, appId: "missing" })).toBeNull();
+        expect(await p.load({ partitionKey: partition, appId: "app", sequenceId: 2 })).toBeNull();
+        expect(await p.load({ partitionKey: freshPartition(), appId: "app" })).toBeNull();
+        expect(await p.load({ partitionKey: freshPartition() })).toBeNull();
+      });
+
+      test("partitions are separate, and no choice of keys collides with another", async () => {
+        const base = freshPartition();
+        const pairs: Array<[string, string]> = [
+          [`${base}:q`, "r"],
+          [base, "q:r"],
+          [`${base}:q:r`, "s"],
+          [`${base}`, "q:r:s"],
+          [`${base}|q`, "r"],
+          [`${base}/q`, "r"],
+        ];
+        for (const [partitionKey, appId] of pairs) {
+          await p.save(step(partitionKey, appId, 1, { position: "p:x", state: bytes(`${partitionKey}#${appId}`) }));
+        }
+        for (const [partitionKey, appId] of pairs) {
+          const row = await p.load({ partitionKey, appId });
+          expect(Buffer.from(row!.state).toString()).toBe(`${partitionKey}#${appId}`);
+          expect((await p.load({ partitionKey, appId, sequenceId: 1 }))?.appId).toBe(appId);
+        }
+        expect((await p.listAppIds(base)).sort()).toEqual(["q:r", "q:r:s"]);
+        expect(await p.listAppIds(`${base}:q`)).toEqual(["r"]);
+      });
+    });
+
+    describe("state fidelity: bytes come back exactly as saved", () => {
+      test.each(fidelityCases)("%s", async (_label, state) => {
+        const partition = freshPartition();
+        await p.save(step(partition, "app", 1, { state }));
+        const row = await p.load({ partitionKey: partition, appId: "app", sequenceId: 1 });
+        expect(Buffer.from(row!.state).equals(Buffer.from(state))).toBe(true);
+      });
+
+      test("a state of 8 MiB", async () => {
+        const partition = freshPartition();
+        const state = bigState(8 * 1024 * 1024);
+        await p.save(step(partition, "app", 1, { state }));
+        const row = await p.load({ partitionKey: partition, appId: "app" });
+        expect(row!.state.byteLength).toBe(state.byteLength);
+        expect(Buffer.from(row!.state).equals(Buffer.from(state))).toBe(true);
+      });
+    });
+
+    describe("bad input is refused before it reaches the store", () => {
+      const longKey = "k".repeat(1025);
+      const badSaves: Array<[string, Partial<SaveInput<Uint8Array>>, RegExp]> = [
+        ["empty app_id", { appId: "" }, /app_id/],
+        ["empty position", { position: "" }, /position/],
+        ["negative sequence_id", { sequenceId: -1 }, /sequence_id/],
+        ["fractional sequence_id", { sequenceId: 1.5 }, /sequence_id/],
+        ["sequence_id beyond 2^53", { sequenceId: 2 ** 60 }, /sequence_id/],
+        ["unknown status", { status: "pending" as never }, /status/],
+        ["missing status", { status: undefined as never }, /status/],
+        ["over-long app_id", { appId: longKey }, /app_id/],
+        ["over-long partition_key", { partitionKey: longKey }, /partition_key/],
+        ["over-long position", { position: longKey }, /position/],
+        ["NUL in app_id", { appId: "a\u0000b" }, /app_id/],
+        ["lone surrogate in position", { position: "a\ud800" }, /position/],
+      ];
+
+      test.each(badSaves)("save with %s: INVALID_ARGUMENT naming the field, nothing stored", async (_label, change, field) => {
+        const partition = freshPartition();
+        await expectCode(p.save({ ...step(partition, "app", 1), ...change }), Code.INVALID_ARGUMENT, field);
+        expect(await p.load({ partitionKey: partition })).toBeNull();
+        expect(await p.listAppIds(partition)).toEqual([]);
+      });
+
+      test("a state over the limit: RESOURCE_EXHAUSTED, nothing stored", async () => {
+        const partition = freshPartition();
+        await expectCode(p.save(step(partition, "app", 1, { state: new Uint8Array(subject.maxStateBytes + 1) })), Code.RESOURCE_EXHAUSTED, /state/);
+        expect(await p.load({ partitionKey: partition })).toBeNull();
+      });
+
+      test("a state exactly at the limit is accepted", async () => {
+        const partition = freshPartition();
+        const state = bigState(subject.maxStateBytes);
+        await p.save(step(partition, "app", 1, { state }));
+        expect((await p.load({ partitionKey: partition, appId: "app" }))!.state.byteLength).toBe(subject.maxStateBytes);
+      });
+
+      test("load with bad keys: INVALID_ARGUMENT naming the field", async () => {
+        await expectCode(p.load({ appId: "a", sequenceId: -3 }), Code.INVALID_ARGUMENT, /sequence_id/);
+        await expectCode(p.load({ sequenceId: 3 }), Code.INVALID_ARGUMENT, /app_id/);
+        await expectCode(p.load({ appId: longKey }), Code.INVALID_ARGUMENT, /app_id/);
+        await expectCode(p.load({ partitionKey: longKey, appId: "a" }), Code.INVALID_ARGUMENT, /partition_key/);
+        await expectCode(p.listAppIds(longKey), Code.INVALID_ARGUMENT, /partition_key/);
+      });
+    });
+
+    describe("listing app ids", () => {
+      test("each app once, most recently written first; unknown partition is empty", async () => {
+        const partition = freshPartition();
+        await p.save(step(partition, "a", 0));
+        await p.save(step(partition, "b", 0));
+        await p.save(step(partition, "c", 0));
+        await p.save(step(partition, "a", 1));
+        await p.save(step(partition, "b", 1, { position: "other" }));
+        expect(await p.listAppIds(partition)).toEqual(["b", "a", "c"]);
+        const streamed: string[] = [];
+        for await (const id of p.streamAppIds(partition)) streamed.push(id);
+        expect(streamed).toEqual(["b", "a", "c"]);
+        expect(await p.listAppIds(freshPartition())).toEqual([]);
+      });
+
+      test("loading an unknown app does not make it appear", async () => {
+        const partition = freshPartition();
+        await p.save(step(partition, "real", 0));
+        await p.load({ partitionKey: partition, appId: "ghost" });
+        await p.load({ partitionKey: partition, appId: "ghost", sequenceId: 3 });
+        expect(await p.listAppIds(partition)).toEqual(["real"]);
+      });
+
+      test("10,000 apps: each once, in write order, across many chunks", async () => {
+        const partition = freshPartition();
+        const count = 10_000;
+        for (let start = 0; start < count; start += 200) {
+          // Batches run concurrently inside, so write order within a batch is the store's; between batches it is fixed.
+          await Promise.all(Array.from({ length: 200 }, (_, i) => p.save(step(partition, `app${String(start + i).padStart(5, "0")}`, 0))));
+        }
+        const ids = await p.listAppIds(partition);
+        expect(ids).toHaveLength(count);
+        expect(new Set(ids).size).toBe(count);
+        const batchOf = (id: string) => Math.floor(Number(id.slice(3)) / 200);
+        for (let i = 1; i < ids.length; i++) expect(batchOf(ids[i - 1]!)).toBeGreaterThanOrEqual(batchOf(ids[i]!));
+        expect(batchOf(ids[0]!)).toBe(count / 200 - 1);
+        // The listing order is the write order: the latest write in the partition is the first id.
+        expect((await p.load({ partitionKey: partition }))?.appId).toBe(ids[0]);
+      });
+    });
+
+    describe("concurrency", () => {
+      test("100 concurrent saves to one app all land", async () => {
+        const partition = freshPartition();
+        await Promise.all(Array.from({ length: 100 }, (_, i) => p.save(step(partition, "app", i))));
+        expect((await p.load({ partitionKey: partition, appId: "app" }))?.sequenceId).toBe(99);
+        for (const sequenceId of [0, 42, 99]) {
+          expect((await p.load({ partitionKey: partition, appId: "app", sequenceId }))?.sequenceId).toBe(sequenceId);
+        }
+        expect(await p.listAppIds(partition)).toEqual(["app"]);
+      });
+
+      test("50 racing saves of one key: exactly one wins, the others get ALREADY_EXISTS", async () => {
+        const partition = freshPartition();
+        const others = await Promise.all(Array.from({ length: 4 }, () => subject.open()));
+        try {
+          const clients = [p, ...others];
+          const results = await Promise.allSettled(
+            Array.from({ length: 50 }, (_, i) =>
+              clients[i % clients.length]!.save(step(partition, "app", 1, { state: bytes(`writer ${i}`) })).then(() => i),
+            ),
+          );
+          const winners = results.filter((r) => r.status === "fulfilled");
+          expect(winners).toHaveLength(1);
+          for (const r of results) {
+            if (r.status === "rejected") expect((r.reason as PersisterError).code).toBe(Code.ALREADY_EXISTS);
+          }
+          const winner = (winners[0] as PromiseFulfilledResult<number>).value;
+          const row = await p.load({ partitionKey: partition, appId: "app", sequenceId: 1 });
+          expect(Buffer.from(row!.state).toString()).toBe(`writer ${winner}`);
+        } finally {
+          await Promise.all(others.map((o) => o.close()));
+        }
+      });
+    });
+
+    describe("durability", () => {
+      test("saved states survive a restart", async () => {
+        const partition = freshPartition();
+        await p.save(step(partition, "app", 1, { state: bytes('{"before": "restart"}') }));
+        await p.close();
+        await subject.restart();
+        p = await subject.open();
+        expect(await p.isInitialized()).toBe(true);
+        const row = await p.load({ partitionKey: partition, appId: "app" });
+        expect(Buffer.from(row!.state).toString()).toBe('{"before": "restart"}');
+        expect(await p.listAppIds(partition)).toEqual(["app"]);
+      });
+    });
+  });
+}
