@@ -58,6 +58,25 @@ const toStored = (row: Row | undefined): StoredRow | null =>
 const isSqliteError = (error: unknown, code: string) =>
   error instanceof Database.SqliteError && error.code.startsWith(code);
 
+/** Every statement the store runs (the query-plan test EXPLAINs these very strings). */
+export function sqliteQueries(t: string) {
+  const columns = "partition_key, app_id, sequence_id, position, state, status, created_at";
+  return {
+    insert: `INSERT INTO ${t} (partition_key, app_id, sequence_id, position, state, status, created_at)
+             VALUES (@partitionKey, @appId, @sequenceId, @position, @state, @status, @createdAt)`,
+    touchApp: `INSERT INTO ${t}_apps (partition_key, app_id, last_write) VALUES (?, ?, ?)
+               ON CONFLICT (partition_key, app_id) DO UPDATE SET last_write = excluded.last_write`,
+    step: `SELECT ${columns} FROM ${t} WHERE partition_key = ? AND app_id = ? AND sequence_id = ?
+           ORDER BY write_seq DESC LIMIT 1`,
+    appLatest: `SELECT ${columns} FROM ${t} WHERE partition_key = ? AND app_id = ?
+                ORDER BY sequence_id DESC, write_seq DESC LIMIT 1`,
+    partitionLatest: `SELECT ${columns} FROM ${t} WHERE partition_key = ? ORDER BY write_seq DESC LIMIT 1`,
+    firstApps: `SELECT app_id, last_write FROM ${t}_apps WHERE partition_key = ? ORDER BY last_write DESC LIMIT ?`,
+    nextApps: `SELECT app_id, last_write FROM ${t}_apps WHERE partition_key = ? AND last_write < ?
+               ORDER BY last_write DESC LIMIT ?`,
+  };
+}
+
 /** Blocking SQLite store: what embedded synchronous users and the async wrapper both drive. */
 export class SqliteSyncBackend implements SyncBackend {
   readonly kind = "sqlite";
@@ -113,39 +132,19 @@ export class SqliteSyncBackend implements SyncBackend {
   }
 
   private prepare() {
-    const t = this.table;
-    const columns = "partition_key, app_id, sequence_id, position, state, status, created_at";
-    const insert = this.db.prepare(
-      `INSERT INTO ${t} (partition_key, app_id, sequence_id, position, state, status, created_at)
-       VALUES (@partitionKey, @appId, @sequenceId, @position, @state, @status, @createdAt)`,
-    );
-    const touchApp = this.db.prepare(
-      `INSERT INTO ${t}_apps (partition_key, app_id, last_write) VALUES (?, ?, ?)
-       ON CONFLICT (partition_key, app_id) DO UPDATE SET last_write = excluded.last_write`,
-    );
+    const sql = sqliteQueries(this.table);
+    const insert = this.db.prepare(sql.insert);
+    const touchApp = this.db.prepare(sql.touchApp);
     return {
       save: this.db.transaction((row: SaveRow, createdAt: number) => {
         const { lastInsertRowid } = insert.run({ ...row, createdAt });
         touchApp.run(row.partitionKey, row.appId, lastInsertRowid);
       }),
-      step: this.db.prepare(
-        `SELECT ${columns} FROM ${t} WHERE partition_key = ? AND app_id = ? AND sequence_id = ?
-         ORDER BY write_seq DESC LIMIT 1`,
-      ),
-      appLatest: this.db.prepare(
-        `SELECT ${columns} FROM ${t} WHERE partition_key = ? AND app_id = ?
-         ORDER BY sequence_id DESC, write_seq DESC LIMIT 1`,
-      ),
-      partitionLatest: this.db.prepare(
-        `SELECT ${columns} FROM ${t} WHERE partition_key = ? ORDER BY write_seq DESC LIMIT 1`,
-      ),
-      firstApps: this.db.prepare(
-        `SELECT app_id, last_write FROM ${t}_apps WHERE partition_key = ? ORDER BY last_write DESC LIMIT ?`,
-      ),
-      nextApps: this.db.prepare(
-        `SELECT app_id, last_write FROM ${t}_apps WHERE partition_key = ? AND last_write < ?
-         ORDER BY last_write DESC LIMIT ?`,
-      ),
+      step: this.db.prepare(sql.step),
+      appLatest: this.db.prepare(sql.appLatest),
+      partitionLatest: this.db.prepare(sql.partitionLatest),
+      firstApps: this.db.prepare(sql.firstApps),
+      nextApps: this.db.prepare(sql.nextApps),
     };
   }
 

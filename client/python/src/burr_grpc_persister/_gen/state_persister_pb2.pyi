@@ -1,0 +1,106 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STATUS_UNSPECIFIED: _ClassVar[Status]
+    STATUS_COMPLETED: _ClassVar[Status]
+    STATUS_FAILED: _ClassVar[Status]
+STATUS_UNSPECIFIED: Status
+STATUS_COMPLETED: Status
+STATUS_FAILED: Status
+
+class PersistedState(_message.Message):
+    __slots__ = ("partition_key", "app_id", "sequence_id", "position", "state", "status", "created_at")
+    PARTITION_KEY_FIELD_NUMBER: _ClassVar[int]
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_ID_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    partition_key: str
+    app_id: str
+    sequence_id: int
+    position: str
+    state: bytes
+    status: Status
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, partition_key: _Optional[str] = ..., app_id: _Optional[str] = ..., sequence_id: _Optional[int] = ..., position: _Optional[str] = ..., state: _Optional[bytes] = ..., status: _Optional[_Union[Status, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class InitializeRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class InitializeResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class IsInitializedRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class IsInitializedResponse(_message.Message):
+    __slots__ = ("initialized",)
+    INITIALIZED_FIELD_NUMBER: _ClassVar[int]
+    initialized: bool
+    def __init__(self, initialized: _Optional[bool] = ...) -> None: ...
+
+class SaveRequest(_message.Message):
+    __slots__ = ("partition_key", "app_id", "sequence_id", "position", "state", "status")
+    PARTITION_KEY_FIELD_NUMBER: _ClassVar[int]
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_ID_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    partition_key: str
+    app_id: str
+    sequence_id: int
+    position: str
+    state: bytes
+    status: Status
+    def __init__(self, partition_key: _Optional[str] = ..., app_id: _Optional[str] = ..., sequence_id: _Optional[int] = ..., position: _Optional[str] = ..., state: _Optional[bytes] = ..., status: _Optional[_Union[Status, str]] = ...) -> None: ...
+
+class SaveResponse(_message.Message):
+    __slots__ = ("created_at",)
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class LoadRequest(_message.Message):
+    __slots__ = ("partition_key", "app_id", "sequence_id")
+    PARTITION_KEY_FIELD_NUMBER: _ClassVar[int]
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_ID_FIELD_NUMBER: _ClassVar[int]
+    partition_key: str
+    app_id: str
+    sequence_id: int
+    def __init__(self, partition_key: _Optional[str] = ..., app_id: _Optional[str] = ..., sequence_id: _Optional[int] = ...) -> None: ...
+
+class LoadResponse(_message.Message):
+    __slots__ = ("persisted_state",)
+    PERSISTED_STATE_FIELD_NUMBER: _ClassVar[int]
+    persisted_state: PersistedState
+    def __init__(self, persisted_state: _Optional[_Union[PersistedState, _Mapping]] = ...) -> None: ...
+
+class ListAppIdsRequest(_message.Message):
+    __slots__ = ("partition_key",)
+    PARTITION_KEY_FIELD_NUMBER: _ClassVar[int]
+    partition_key: str
+    def __init__(self, partition_key: _Optional[str] = ...) -> None: ...
+
+class ListAppIdsResponse(_message.Message):
+    __slots__ = ("app_ids",)
+    APP_IDS_FIELD_NUMBER: _ClassVar[int]
+    app_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, app_ids: _Optional[_Iterable[str]] = ...) -> None: ...
