@@ -42,10 +42,16 @@ export function resolveOptions<S>(options: ClientOptions<S>): ResolvedOptions<S>
   return {
     address: options.address,
     // The server bounds what it sends; grpc-js would otherwise refuse answers over 4 MiB.
-    channelOptions: { "grpc.max_receive_message_length": -1, ...options.channelOptions },
+    channelOptions: {
+      "grpc.max_receive_message_length": -1,
+      // Reconnect soon after the server comes back, so retries within the budget can succeed.
+      "grpc.initial_reconnect_backoff_ms": 200,
+      "grpc.max_reconnect_backoff_ms": 2000,
+      ...options.channelOptions,
+    },
     deadlineMs: options.deadlineMs ?? 10_000,
     listDeadlineMs: options.listDeadlineMs ?? 60_000,
-    retry: { attempts: 4, initialBackoffMs: 50, maxBackoffMs: 1000, ...options.retry },
+    retry: { attempts: 5, initialBackoffMs: 100, maxBackoffMs: 2000, ...options.retry },
     codec: options.codec ?? (jsonCodec as unknown as StateCodec<S>),
   };
 }

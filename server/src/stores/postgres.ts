@@ -124,7 +124,7 @@ function isConnectionError(error: unknown): boolean {
 }
 
 /** Node's connect errors can have an empty message (AggregateError): name the cause anyway. */
-function describe(error: Error): Error {
+function withMessage(error: Error): Error {
   if (error.message) return error;
   const code = (error as NodeJS.ErrnoException).code;
   const inner = error instanceof AggregateError ? error.errors.map((e: Error) => e.message).join("; ") : "";
@@ -298,7 +298,7 @@ export class PostgresBackend implements Backend {
       return (await this.pool.query({ ...statement, values })).rows as R[];
     } catch (error) {
       if (error instanceof DatabaseError && (error.code === "42P01" || error.code === "3F000")) throw notInitialized();
-      if (isConnectionError(error)) throw unavailable(`PostgreSQL at ${this.options.target}`, describe(error as Error));
+      if (isConnectionError(error)) throw unavailable(`PostgreSQL at ${this.options.target}`, withMessage(error as Error));
       throw error;
     }
   }

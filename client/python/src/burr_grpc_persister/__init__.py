@@ -1,0 +1,29 @@
+"""Apache Burr state persisters backed by the burr.state.v1.StatePersister gRPC service."""
+
+from .async_persister import AsyncGrpcStatePersister
+from .errors import (
+    AlreadyExistsError,
+    AuthenticationError,
+    DeadlineExceededError,
+    InvalidArgumentError,
+    NotInitializedError,
+    PersisterError,
+    StateTooLargeError,
+    UnavailableError,
+)
+from .persister import GrpcStatePersister
+from .settings import ConnectionSettings
+
+__all__ = [
+    "AlreadyExistsError",
+    "AsyncGrpcStatePersister",
+    "AuthenticationError",
+    "ConnectionSettings",
+    "DeadlineExceededError",
+    "GrpcStatePersister",
+    "InvalidArgumentError",
+    "NotInitializedError",
+    "PersisterError",
+    "StateTooLargeError",
+    "UnavailableError",
+]

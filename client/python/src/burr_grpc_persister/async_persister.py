@@ -1,0 +1,175 @@
+"""AsyncGrpcStatePersister: Burr's async persister interface over grpc.aio."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Awaitable, Callable, Literal, Optional, TypeVar
+
+import grpc
+from burr.common.types import BaseCopyable
+from burr.core.persistence import AsyncBaseStatePersister, PersistedStateData
+from burr.core.state import State
+
+from . import _wire
+from ._gen import state_persister_pb2 as pb
+from ._gen.state_persister_pb2_grpc import StatePersisterStub
+from .errors import error_from_rpc
+from .settings import ConnectionSettings
+
+T = TypeVar("T")
+
+
+class AsyncGrpcStatePersister(AsyncBaseStatePersister, BaseCopyable):
+    """The async twin of :class:`GrpcStatePersister`, for applications built with ``abuild()``::
+
+        async with AsyncGrpcStatePersister.from_values(host="127.0.0.1", port=50051) as persister:
+            app = await ApplicationBuilder()...with_state_persister(persister).abuild()
+
+    The channel opens on the first call, in the running event loop; copies and unpickled
+    instances open their own.
+    """
+
+    def __init__(self, settings: ConnectionSettings, serde_kwargs: Optional[dict] = None):
+        """
+        :param settings: where the server is and how to call it.
+        :param serde_kwargs: kwargs for ``State.serialize`` / ``State.deserialize``.
+        """
+        self.settings = settings
+        self.serde_kwargs = serde_kwargs or {}
+        self._channel: Optional[grpc.aio.Channel] = None
+        self._stub: Optional[StatePersisterStub] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+
+    @classmethod
+    def from_values(
+        cls, host: str, port: int, serde_kwargs: Optional[dict] = None, **connection
+    ) -> "AsyncGrpcStatePersister":
+        """Creates a persister for the server at host:port (nothing to await: the channel opens lazily).
+
+        :param connection: any other :class:`ConnectionSettings` field.
+        """
+        return cls(ConnectionSettings(host=host, port=port, **connection), serde_kwargs)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "AsyncGrpcStatePersister":
+        """Creates a persister from a dict with the keys of :meth:`from_values`."""
+        return cls.from_values(**config)
+
+    def set_serde_kwargs(self, serde_kwargs: dict):
+        """Sets the serde_kwargs for the persister."""
+        self.serde_kwargs = serde_kwargs
+
+    async def initialize(self):
+        """Creates the server's tables if needed. Idempotent."""
+        await self._invoke(
+            "initialize()",
+            lambda stub: stub.Initialize(pb.InitializeRequest(), **self._unary_options()),
+            idempotent=True,
+        )
+
+    async def is_initialized(self) -> bool:
+        response = await self._invoke(
+            "is_initialized()",
+            lambda stub: stub.IsInitialized(pb.IsInitializedRequest(), **self._unary_options()),
+            idempotent=True,
+        )
+        return response.initialized
+
+    async def save(
+        self,
+        partition_key: Optional[str],
+        app_id: str,
+        sequence_id: int,
+        position: str,
+        state: State,
+        status: Literal["completed", "failed"],
+        **kwargs,
+    ):
+        """Saves one step. Raises AlreadyExistsError if this (partition_key, app_id, sequence_id,
+        position) is already saved; the stored one is left intact."""
+        call = _wire.describe(
+            "save", partition_key=partition_key, app_id=app_id, sequence_id=sequence_id, position=position
+        )
+        request = _wire.save_request(
+            partition_key, app_id, sequence_id, position, state, status, self.serde_kwargs, call
+        )
+        await self._invoke(call, lambda stub: stub.Save(request, **self._unary_options()), idempotent=False)
+
+    async def load(
+        self,
+        partition_key: Optional[str],
+        app_id: Optional[str],
+        sequence_id: Optional[int] = None,
+        **kwargs,
+    ) -> Optional[PersistedStateData]:
+        """Loads a step: that ``sequence_id``, else the app's highest, else (no ``app_id``) the
+        partition's most recently written. None when nothing matches."""
+        call = _wire.describe("load", partition_key=partition_key, app_id=app_id, sequence_id=sequence_id)
+        request = _wire.load_request(partition_key, app_id, sequence_id, call)
+        response = await self._invoke(
+            call, lambda stub: stub.Load(request, **self._unary_options()), idempotent=True
+        )
+        return _wire.persisted_state_data(response, self.serde_kwargs)
+
+    async def list_app_ids(self, partition_key: Optional[str], **kwargs) -> list[str]:
+        """The partition's app ids, each once, most recently written first."""
+        call = _wire.describe("list_app_ids", partition_key=partition_key)
+        request = _wire.list_request(partition_key, call)
+
+        async def fetch(stub: StatePersisterStub) -> list[str]:
+            chunks = stub.ListAppIds(
+                request, timeout=self.settings.list_deadline_seconds, metadata=self.settings.metadata()
+            )
+            return [app_id async for chunk in chunks for app_id in chunk.app_ids]
+
+        return await self._invoke(call, fetch, idempotent=True)
+
+    async def cleanup(self):
+        """Closes the channel. A later call opens a new one."""
+        channel, self._channel, self._stub, self._loop = self._channel, None, None, None
+        if channel is not None:
+            await channel.close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, exc_type, exc_value, traceback):
+        await self.cleanup()
+        return False
+
+    def copy(self) -> "AsyncGrpcStatePersister":
+        """Same settings and serde_kwargs, its own channel (Burr copies persisters into parallel sub-apps)."""
+        return type(self)(self.settings, self.serde_kwargs)
+
+    __copy__ = copy
+
+    def __getstate__(self) -> dict:
+        return {"settings": self.settings, "serde_kwargs": self.serde_kwargs}
+
+    def __setstate__(self, state: dict):
+        self.__init__(state["settings"], state["serde_kwargs"])
+
+    def _unary_options(self) -> dict:
+        return {"timeout": self.settings.deadline_seconds, "metadata": self.settings.metadata()}
+
+    def _current_stub(self) -> StatePersisterStub:
+        # A grpc.aio channel belongs to the loop it was opened in; a new loop (a second
+        # asyncio.run) gets a new channel instead of failing.
+        loop = asyncio.get_running_loop()
+        if self._stub is None or self._loop is not loop:
+            self._channel, self._loop = self.settings.open_aio_channel(), loop
+            self._stub = StatePersisterStub(self._channel)
+        return self._stub
+
+    async def _invoke(
+        self, call: str, send: Callable[[StatePersisterStub], Awaitable[T]], *, idempotent: bool
+    ) -> T:
+        attempts, attempt = self.settings.attempts(idempotent), 1
+        while True:
+            try:
+                return await send(self._current_stub())
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.UNAVAILABLE or attempt >= attempts:
+                    raise error_from_rpc(error, call, self.settings.target, attempt) from error
+            await asyncio.sleep(self.settings.backoff_seconds(attempt))
+            attempt += 1

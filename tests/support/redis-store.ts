@@ -1,0 +1,119 @@
+/** Redis stores for the suites: a key prefix of their own per suite and per fresh store, deleted afterwards. */
+import { spawn, type ChildProcess } from "node:child_process";
+import * as net from "node:net";
+import { Redis } from "ioredis";
+import type { StoreUnderTest } from "./subjects";
+
+/** The shared test Redis (started by `.ci/services.sh up`). */
+export const redisUrl = process.env.BURR_TEST_REDIS_URL ?? "redis://127.0.0.1:56379";
+
+let prefixCounter = 0;
+
+/** A namespace no other suite or run uses. */
+export function uniquePrefix(label: string): string {
+  return `burrtest-${label}-${process.pid}-${++prefixCounter}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** The store URL for one namespace. */
+export function withPrefix(url: string, prefix: string): string {
+  const parsed = new URL(url);
+  parsed.searchParams.set("prefix", prefix);
+  return parsed.toString();
+}
+
+/** A plain client, for inspecting and deleting keys behind the store's back. */
+export async function connectAdmin(url: string = redisUrl): Promise<Redis> {
+  const bare = new URL(url);
+  bare.search = "";
+  const client = new Redis(bare.toString(), { lazyConnect: true, connectTimeout: 5000, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  await client.connect();
+  return client;
+}
+
+/** Every key of a namespace, as bytes (keys hold user strings, which may be any UTF-8). */
+export async function keysUnder(client: Redis, prefix: string): Promise<Buffer[]> {
+  const keys: Buffer[] = [];
+  let cursor = "0";
+  do {
+    const [next, batch] = await client.scanBuffer(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
+    cursor = next.toString();
+    keys.push(...batch);
+  } while (cursor !== "0");
+  return keys;
+}
+
+/** Deletes the namespaces' keys with SCAN + UNLINK (the prefixes hold no glob characters). */
+export async function deleteNamespaces(prefixes: string[], url: string = redisUrl): Promise<void> {
+  const client = await connectAdmin(url);
+  try {
+    for (const prefix of prefixes) {
+      const keys = await keysUnder(client, prefix);
+      for (let i = 0; i < keys.length; i += 500) await client.unlink(...keys.slice(i, i + 500));
+    }
+  } finally {
+    client.disconnect();
+  }
+}
+
+export function redisStore(baseUrl: string = redisUrl): StoreUnderTest {
+  const prefixes: string[] = [];
+  const urlWithNewPrefix = (label: string) => {
+    const prefix = uniquePrefix(label);
+    prefixes.push(prefix);
+    return withPrefix(baseUrl, prefix);
+  };
+  return {
+    url: urlWithNewPrefix("suite"),
+    freshUrl: () => urlWithNewPrefix("fresh"),
+    cleanup: () => deleteNamespaces(prefixes, baseUrl),
+  };
+}
+
+/** A loopback port nobody listens on right now. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** A redis-server of the test's own (no persistence), which the test may kill and start again. */
+export interface PrivateRedis {
+  port: number;
+  url: string;
+  child: ChildProcess;
+  /** SIGKILL, resolved once the process is gone. */
+  kill(): Promise<void>;
+}
+
+export async function startPrivateRedis(port: number): Promise<PrivateRedis> {
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const url = `redis://127.0.0.1:${port}`;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`redis-server on port ${port} exited with ${child.exitCode}`);
+    try {
+      (await connectAdmin(url)).disconnect();
+      break;
+    } catch (error) {
+      if (Date.now() > deadline) {
+        child.kill("SIGKILL");
+        throw new Error(`redis-server on port ${port} did not answer within 10 s: ${String(error)}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  return {
+    port,
+    url,
+    child,
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
