@@ -28,7 +28,7 @@ step "jest"
 results="$(mktemp)"
 status=0
 npx jest --json --outputFile="$results" "$@" || status=$?
-summary="$(node -e 'const r = require(process.argv[1]); console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed`)' "$results" 2>/dev/null || echo "jest did not report")"
+summary="$(node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed`)' "$results" 2>/dev/null || echo "jest did not report")"
 rm -f "$results"
 echo "jest: $summary"
 exit "$status"

@@ -91,7 +91,7 @@ test("SIGTERM: health watchers see NOT_SERVING, open list streams are cancelled 
   await Promise.all(Array.from({ length: 3000 }, (_, i) => client.save({ partitionKey: "many", appId: `a${i}`, sequenceId: 0, position: "p", state: state(0), status: "completed" })));
 
   const HealthClient = grpc.makeGenericClientConstructor(serviceDefinition(Health), Health.typeName);
-  const health = new HealthClient(server.address, grpc.credentials.createInsecure()) as grpc.Client & {
+  const health = new HealthClient(server.address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
     watch(request: object): grpc.ClientReadableStream<{ status: number }>;
   };
   const seen: number[] = [];

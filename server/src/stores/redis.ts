@@ -256,6 +256,9 @@ export async function openRedis(url: string): Promise<Backend> {
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
     retryStrategy: (attempt) => Math.min(100 * attempt, maxReconnectDelayMs),
+    // How long a closing socket may linger; ioredis keeps this timer even for a socket that is
+    // already gone, and the default (2 s) holds a process that failed to connect open that long.
+    disconnectTimeout: 500,
   }) as ScriptedRedis;
   redis.defineCommand("burrSave", { numberOfKeys: 4, lua: saveScript });
   redis.defineCommand("burrLoad", { numberOfKeys: 1, lua: loadScript });

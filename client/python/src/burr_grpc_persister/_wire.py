@@ -23,10 +23,15 @@ def describe(method: str, **arguments) -> str:
 
 def _message(message_type, call: str, **fields):
     # Unset fields stay absent: None is the default partition / "latest" / "any app", as in Burr.
-    try:
-        return message_type(**{name: value for name, value in fields.items() if value is not None})
-    except (TypeError, ValueError) as error:  # wrong type, out of int64 range, lone surrogate
-        raise InvalidArgumentError(f"{call}: cannot be sent: {error}") from error
+    message = message_type()
+    for name, value in fields.items():
+        if value is None:
+            continue
+        try:
+            setattr(message, name, value)
+        except (TypeError, ValueError) as error:  # wrong type, out of int64 range, lone surrogate
+            raise InvalidArgumentError(f"{call}: {name} cannot be sent: {error}") from error
+    return message
 
 
 def save_request(

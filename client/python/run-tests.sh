@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Tests the Python persister against the real TypeScript server: builds client/python/.venv
+# if missing, installs the package with its test extras at the pinned versions, checks the
+# generated stubs for drift, runs pytest. Needs `npm install` at the repository root first.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+
+if [[ ! -x .venv/bin/python ]]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt ".[test]"
+
+PYTHON="$here/.venv/bin/python" scripts/check-generated.sh
+.venv/bin/python -m pytest "$@"
