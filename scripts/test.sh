@@ -24,11 +24,17 @@ if [[ "${BURR_TEST_SERVICES:-}" != "external" ]]; then
   source .ci/services.env
 fi
 
-step "jest"
-results="$(mktemp)"
-status=0
-npx jest --json --outputFile="$results" "$@" || status=$?
-summary="$(node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed`)' "$results" 2>/dev/null || echo "jest did not report")"
-rm -f "$results"
-echo "jest: $summary"
-exit "$status"
+step "jest (TypeScript: every backend, the server, both clients)"
+jest_report="$(mktemp)"
+jest_status=0
+npx jest --json --outputFile="$jest_report" "$@" || jest_status=$?
+
+step "pytest (the Python persister against the real server)"
+pytest_report="$(mktemp)"
+pytest_status=0
+bash client/python/run-tests.sh --junitxml="$pytest_report" || pytest_status=$?
+
+# One closing line for both runners: "N passed, N failed".
+node scripts/summary.js "$jest_report" "$pytest_report"
+rm -f "$jest_report" "$pytest_report"
+[[ $jest_status -eq 0 && $pytest_status -eq 0 ]]

@@ -14,7 +14,7 @@ import {
   type SaveResponse,
 } from "../../gen/ts/burr/state/v1/state_persister_pb";
 import { listRequest, loadRequest, persistedState, persisterError, saveRequest, savedAt } from "./messages";
-import { backoffMs, isRetryable, resolveOptions, type ClientOptions, type ResolvedOptions } from "./options";
+import { backoffMs, callMetadata, channelCredentials, isRetryable, resolveOptions, type ClientOptions, type ResolvedOptions } from "./options";
 
 const StatePersisterClient = grpc.makeGenericClientConstructor(serviceDefinition(StatePersister), StatePersister.typeName);
 
@@ -26,18 +26,15 @@ type ListCall = (request: object, metadata: grpc.Metadata, options: grpc.CallOpt
 class RawGrpcPersister implements AsyncStatePersister<Uint8Array> {
   private readonly client: grpc.Client & Record<string, Unary>;
 
-  constructor(
-    private readonly options: ResolvedOptions<unknown>,
-    credentials: grpc.ChannelCredentials,
-    channelOptions: grpc.ChannelOptions,
-  ) {
-    this.client = new StatePersisterClient(options.address, credentials, channelOptions) as unknown as grpc.Client & Record<string, Unary>;
+  constructor(private readonly options: ResolvedOptions<unknown>) {
+    const credentials = channelCredentials(options.tls);
+    this.client = new StatePersisterClient(options.address, credentials, options.channelOptions) as unknown as grpc.Client & Record<string, Unary>;
   }
 
   private call<T>(method: string, request: object): Promise<T> {
     return new Promise((resolve, reject) => {
       const deadline = Date.now() + this.options.deadlineMs;
-      this.client[method]!.call(this.client, request, new grpc.Metadata(), { deadline }, (error, response) =>
+      this.client[method]!.call(this.client, request, callMetadata(this.options.token), { deadline }, (error, response) =>
         error ? reject(persisterError(error, this.options.address)) : resolve(response as T),
       );
     });
@@ -85,7 +82,7 @@ class RawGrpcPersister implements AsyncStatePersister<Uint8Array> {
     const request = listRequest(partitionKey);
     for (let attempt = 1; ; attempt++) {
       let received = false;
-      const stream = (this.client.listAppIds as unknown as ListCall).call(this.client, request, new grpc.Metadata(), {
+      const stream = (this.client.listAppIds as unknown as ListCall).call(this.client, request, callMetadata(this.options.token), {
         deadline: Date.now() + this.options.listDeadlineMs,
       });
       try {
@@ -114,8 +111,7 @@ export class GrpcStatePersister<S = import("../../core/codec").JsonValue> implem
 
   constructor(options: ClientOptions<S>) {
     const resolved = resolveOptions(options);
-    const raw = new RawGrpcPersister(resolved, options.credentials ?? grpc.credentials.createInsecure(), resolved.channelOptions);
-    this.inner = withCodec(raw, resolved.codec);
+    this.inner = withCodec(new RawGrpcPersister(resolved), resolved.codec);
   }
 
   initialize = () => this.inner.initialize();

@@ -1,5 +1,5 @@
 /** Connection settings shared by the async and sync clients. */
-import type { ChannelCredentials, ChannelOptions } from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
 import { Code } from "../../core/errors";
 import { jsonCodec, type StateCodec } from "../../core/codec";
 
@@ -10,11 +10,22 @@ export interface RetryPolicy {
   maxBackoffMs: number;
 }
 
+/** TLS material, PEM-encoded. Buffers rather than credential objects: they also cross into the sync client's worker. */
+export interface TlsOptions {
+  /** CA bundle that signed the server's certificate; default: the system's roots. */
+  rootCerts?: Buffer;
+  /** Client certificate and key, for servers that require mutual TLS. */
+  certChain?: Buffer;
+  privateKey?: Buffer;
+}
+
 export interface ClientOptions<S> {
   /** host:port of the server, e.g. "127.0.0.1:50051". */
   address: string;
-  /** Default: plaintext. */
-  credentials?: ChannelCredentials;
+  /** Connect with TLS (default: plaintext). */
+  tls?: TlsOptions;
+  /** Bearer token, sent as `authorization: Bearer <token>` with every call. */
+  token?: string;
   /** Deadline of each unary call. Default 10 s. */
   deadlineMs?: number;
   /** Deadline of a whole ListAppIds stream. Default 60 s. */
@@ -26,12 +37,14 @@ export interface ClientOptions<S> {
   retry?: Partial<RetryPolicy>;
   /** How states are encoded: JSON (default) or rawCodec for exact bytes. */
   codec?: StateCodec<S>;
-  channelOptions?: ChannelOptions;
+  channelOptions?: grpc.ChannelOptions;
 }
 
 export interface ResolvedOptions<S> {
   address: string;
-  channelOptions: ChannelOptions;
+  tls?: TlsOptions;
+  token?: string;
+  channelOptions: grpc.ChannelOptions;
   deadlineMs: number;
   listDeadlineMs: number;
   retry: RetryPolicy;
@@ -41,6 +54,8 @@ export interface ResolvedOptions<S> {
 export function resolveOptions<S>(options: ClientOptions<S>): ResolvedOptions<S> {
   return {
     address: options.address,
+    tls: options.tls,
+    token: options.token,
     // The server bounds what it sends; grpc-js would otherwise refuse answers over 4 MiB.
     channelOptions: {
       "grpc.max_receive_message_length": -1,
@@ -63,3 +78,13 @@ export function backoffMs(policy: RetryPolicy, attempt: number): number {
 }
 
 export const isRetryable = (error: { code?: number }) => error.code === Code.UNAVAILABLE;
+
+export const channelCredentials = (tls: TlsOptions | undefined) =>
+  tls ? grpc.credentials.createSsl(tls.rootCerts ?? null, tls.privateKey ?? null, tls.certChain ?? null) : grpc.credentials.createInsecure();
+
+/** Per-call metadata: the bearer token, when there is one. */
+export function callMetadata(token: string | undefined): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  if (token) metadata.set("authorization", `Bearer ${token}`);
+  return metadata;
+}

@@ -25,11 +25,6 @@ import {
 import { listRequest, loadRequest, persistedState, persisterError, saveRequest, savedAt } from "./messages";
 import { backoffMs, isRetryable, resolveOptions, type ClientOptions, type ResolvedOptions } from "./options";
 
-export interface SyncClientOptions<S> extends Omit<ClientOptions<S>, "credentials"> {
-  /** TLS material as PEM buffers (credential objects cannot cross into the worker thread). */
-  tls?: { rootCerts?: Buffer; privateKey?: Buffer; certChain?: Buffer };
-}
-
 type Reply = { id: number; response?: Uint8Array; chunks?: Uint8Array[]; error?: { code: number; details: string } };
 
 /** Sleeps this thread: there is no event loop turn to wait for in a synchronous call. */
@@ -42,15 +37,11 @@ class RawSyncGrpcPersister implements SyncStatePersister<Uint8Array> {
   private nextId = 0;
   private closed = false;
 
-  constructor(
-    private readonly options: ResolvedOptions<unknown>,
-    tls: SyncClientOptions<unknown>["tls"],
-    channelOptions: object,
-  ) {
+  constructor(private readonly options: ResolvedOptions<unknown>) {
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     this.worker = new Worker(path.join(__dirname, "sync-worker.js"), {
-      workerData: { port: port2, signal: this.signal, address: options.address, tls, channelOptions },
+      workerData: { port: port2, signal: this.signal, address: options.address, tls: options.tls, token: options.token, channelOptions: options.channelOptions },
       transferList: [port2],
     });
     this.worker.unref();
@@ -132,9 +123,9 @@ class RawSyncGrpcPersister implements SyncStatePersister<Uint8Array> {
 export class SyncGrpcStatePersister<S = JsonValue> implements SyncStatePersister<S> {
   private readonly inner: SyncStatePersister<S>;
 
-  constructor(options: SyncClientOptions<S>) {
+  constructor(options: ClientOptions<S>) {
     const resolved = resolveOptions(options);
-    this.inner = withCodecSync(new RawSyncGrpcPersister(resolved, options.tls, resolved.channelOptions), resolved.codec);
+    this.inner = withCodecSync(new RawSyncGrpcPersister(resolved), resolved.codec);
   }
 
   initialize = () => this.inner.initialize();

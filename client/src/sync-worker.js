@@ -5,12 +5,17 @@
 const { workerData } = require("node:worker_threads");
 const grpc = require("@grpc/grpc-js");
 
-const { port, signal, address, tls, channelOptions } = workerData;
+const { port, signal, address, tls, token, channelOptions } = workerData;
 const credentials = tls
   ? grpc.credentials.createSsl(tls.rootCerts ?? null, tls.privateKey ?? null, tls.certChain ?? null)
   : grpc.credentials.createInsecure();
 const client = new grpc.Client(address, credentials, channelOptions);
 const bytes = (value) => value;
+const metadata = () => {
+  const md = new grpc.Metadata();
+  if (token) md.set("authorization", `Bearer ${token}`);
+  return md;
+};
 
 function reply(message) {
   port.postMessage(message);
@@ -30,13 +35,13 @@ port.on("message", (message) => {
   const buffer = Buffer.from(request.buffer, request.byteOffset, request.byteLength);
   const options = { deadline: Date.now() + deadlineMs };
   if (!streaming) {
-    client.makeUnaryRequest(path, bytes, bytes, buffer, new grpc.Metadata(), options, (error, response) =>
+    client.makeUnaryRequest(path, bytes, bytes, buffer, metadata(), options, (error, response) =>
       reply(error ? failure(id, error) : { id, response }),
     );
     return;
   }
   const chunks = [];
-  const stream = client.makeServerStreamRequest(path, bytes, bytes, buffer, new grpc.Metadata(), options);
+  const stream = client.makeServerStreamRequest(path, bytes, bytes, buffer, metadata(), options);
   stream.on("data", (chunk) => chunks.push(chunk));
   // 'status' comes once, after the last message, for success and failure alike ('end' may
   // precede an error). The 'error' listener only keeps the stream from throwing.

@@ -1,52 +1,66 @@
-/** Server settings from flags, then environment variables, then defaults. */
+/** Server settings: each from its flag, else its environment variable, else its default. */
 import { parseArgs } from "node:util";
-import { defaultStoreUrl } from "./stores";
+import { defaultStoreUrl, storeUrlForms } from "./stores";
 
-export interface ServerConfig {
-  listen: string;
-  store: string;
-  init: boolean;
-  maxMessageBytes: number;
-  shutdownGraceMs: number;
-}
+type Kind = "string" | "boolean" | "integer";
 
-export const usage = `Usage: npm start -- [options]
+/** One row per setting: the flag, the variable, the default, and the help text. */
+const settings = {
+  listen: { env: "BURR_LISTEN", kind: "string", default: "127.0.0.1:50051", help: "address to serve on (port 0: any free port)" },
+  store: { env: "BURR_STORE", kind: "string", default: defaultStoreUrl, help: `backend: ${storeUrlForms}` },
+  init: { env: "BURR_INIT", kind: "boolean", default: false, help: "initialize the store at start" },
+  "max-message-bytes": { env: "BURR_MAX_MESSAGE_BYTES", kind: "integer", default: 16 * 1024 * 1024, help: "largest request or response; states may be this minus 16 KiB" },
+  "max-key-bytes": { env: "BURR_MAX_KEY_BYTES", kind: "integer", default: 1024, help: "longest partition_key, app_id or position, in UTF-8 bytes" },
+  "max-concurrent-streams": { env: "BURR_MAX_CONCURRENT_STREAMS", kind: "integer", default: 100, help: "calls in flight per client connection" },
+  "keepalive-ms": { env: "BURR_KEEPALIVE_MS", kind: "integer", default: 60_000, help: "ping idle connections this often; drop them when a ping goes unanswered for 20 s" },
+  "default-deadline-ms": { env: "BURR_DEFAULT_DEADLINE_MS", kind: "integer", default: 30_000, help: "deadline of calls that come without one" },
+  "shutdown-grace-ms": { env: "BURR_SHUTDOWN_GRACE_MS", kind: "integer", default: 5000, help: "on SIGTERM, how long open streams may run before they are cancelled" },
+  "tls-cert": { env: "BURR_TLS_CERT", kind: "string", default: "", help: "PEM certificate chain: serve TLS" },
+  "tls-key": { env: "BURR_TLS_KEY", kind: "string", default: "", help: "PEM private key of --tls-cert" },
+  "tls-client-ca": { env: "BURR_TLS_CLIENT_CA", kind: "string", default: "", help: "PEM CA bundle: require client certificates signed by it (mutual TLS)" },
+  "auth-file": { env: "BURR_AUTH_FILE", kind: "string", default: "", help: "JSON file of bearer tokens and their partition scopes (reloaded on SIGHUP); or the tokens' JSON itself in BURR_AUTH_TOKENS" },
+  insecure: { env: "BURR_INSECURE", kind: "boolean", default: false, help: "allow a non-loopback --listen without TLS or tokens" },
+  "metrics-listen": { env: "BURR_METRICS_LISTEN", kind: "string", default: "", help: "serve Prometheus metrics on http://HOST:PORT/metrics" },
+} as const satisfies Record<string, { env: string; kind: Kind; default: string | number | boolean; help: string }>;
 
-  --listen HOST:PORT         address to serve on            (BURR_LISTEN, default 127.0.0.1:50051)
-  --store URL                sqlite:PATH | sqlite::memory:  (BURR_STORE, default ${defaultStoreUrl})
-  --init                     initialize the store at start  (BURR_INIT=1)
-  --max-message-bytes N      largest request or response    (BURR_MAX_MESSAGE_BYTES, default 16777216)
-  --shutdown-grace-ms N      how long open streams may run after SIGTERM (BURR_SHUTDOWN_GRACE_MS, default 5000)
-  --help                     this text
-`;
+type Settings = typeof settings;
+type ValueOf<K extends Kind> = K extends "boolean" ? boolean : K extends "integer" ? number : string;
+type CamelCase<S extends string> = S extends `${infer Head}-${infer Tail}` ? `${Head}${Capitalize<CamelCase<Tail>>}` : S;
 
-function positiveInteger(name: string, text: string): number {
+export type ServerConfig = { [K in keyof Settings as CamelCase<K & string>]: ValueOf<Settings[K]["kind"]> } & {
+  /** The tokens' JSON from BURR_AUTH_TOKENS, when no --auth-file is given. */
+  authTokens: string;
+};
+
+const camel = (name: string) => name.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
+
+export const usage = `Usage: npm start -- [options]\n\n${Object.entries(settings)
+  .map(([name, s]) => {
+    const flag = `--${name}${s.kind === "boolean" ? "" : s.kind === "integer" ? " N" : " VALUE"}`;
+    const fallback = s.default === "" || s.default === false ? "" : `, default ${s.default}`;
+    return `  ${flag.padEnd(30)} ${s.help} (${s.env}${fallback})`;
+  })
+  .join("\n")}\n  --help                         this text\n`;
+
+function convert(name: string, kind: Kind, text: string): string | number | boolean {
+  if (kind === "string") return text;
+  if (kind === "boolean") return /^(1|true|yes|on)$/i.test(text);
   const value = Number(text);
-  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(text)}`);
+  if (!Number.isSafeInteger(value) || value <= 0) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(text)}`);
   return value;
 }
 
-const truthy = (text: string | undefined) => text !== undefined && /^(1|true|yes|on)$/i.test(text);
-
 export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ServerConfig | "help" {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      listen: { type: "string" },
-      store: { type: "string" },
-      init: { type: "boolean" },
-      "max-message-bytes": { type: "string" },
-      "shutdown-grace-ms": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
-  });
+  const options = Object.fromEntries(
+    Object.entries(settings).map(([name, s]) => [name, { type: s.kind === "boolean" ? ("boolean" as const) : ("string" as const) }]),
+  );
+  const { values } = parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, strict: true });
   if (values.help) return "help";
-  return {
-    listen: values.listen ?? env.BURR_LISTEN ?? "127.0.0.1:50051",
-    store: values.store ?? env.BURR_STORE ?? defaultStoreUrl,
-    init: values.init ?? truthy(env.BURR_INIT),
-    maxMessageBytes: positiveInteger("--max-message-bytes", values["max-message-bytes"] ?? env.BURR_MAX_MESSAGE_BYTES ?? "16777216"),
-    shutdownGraceMs: positiveInteger("--shutdown-grace-ms", values["shutdown-grace-ms"] ?? env.BURR_SHUTDOWN_GRACE_MS ?? "5000"),
-  };
+  const config: Record<string, unknown> = { authTokens: env.BURR_AUTH_TOKENS ?? "" };
+  for (const [name, s] of Object.entries(settings)) {
+    const given = (values as Record<string, string | boolean | undefined>)[name];
+    const text = typeof given === "boolean" ? String(given) : (given ?? env[s.env]);
+    config[camel(name)] = text === undefined ? s.default : convert(name, s.kind, text);
+  }
+  return config as ServerConfig;
 }

@@ -1,8 +1,11 @@
 /** `npm start`: serve the StatePersister over gRPC until SIGINT/SIGTERM. */
 import { GuardedPersister } from "../../core/guard";
 import { defaultLimits } from "../../core/validation";
+import type { TokenAuthority } from "./auth";
 import { parseConfig, usage } from "./config";
 import { jsonLogger as log } from "./log";
+import { Metrics } from "./metrics";
+import { checkExposure, loadAuthority, serverCredentials } from "./security";
 import { startServer } from "./server";
 import { openBackend, redactUrl } from "./stores";
 
@@ -15,24 +18,56 @@ async function main(): Promise<void> {
     process.stdout.write(usage);
     return;
   }
+  let authority: TokenAuthority | null = loadAuthority(config);
+  checkExposure(config, authority !== null);
+  const credentials = serverCredentials(config);
+
   const backend = await openBackend(config.store);
   const persister = new GuardedPersister(backend, {
-    limits: { ...defaultLimits, maxStateBytes: Math.max(0, config.maxMessageBytes - envelopeBytes) },
+    limits: { ...defaultLimits, maxKeyBytes: config.maxKeyBytes, maxStateBytes: Math.max(0, config.maxMessageBytes - envelopeBytes) },
   });
   if (config.init) await persister.initialize();
+
+  const metrics = config.metricsListen ? new Metrics(backend.kind) : undefined;
+  const metricsServer = metrics ? await metrics.serve(config.metricsListen) : undefined;
   const server = await startServer({
     listen: config.listen,
     persister,
     log,
+    credentials,
+    authority: () => authority,
+    metrics,
     maxMessageBytes: config.maxMessageBytes,
+    maxConcurrentStreams: config.maxConcurrentStreams,
+    keepaliveMs: config.keepaliveMs,
+    defaultDeadlineMs: config.defaultDeadlineMs,
     shutdownGraceMs: config.shutdownGraceMs,
   });
   const host = config.listen.slice(0, config.listen.lastIndexOf(":"));
-  log.info("started", { listen: `${host}:${server.port}`, port: server.port, store: redactUrl(config.store), backend: backend.kind, pid: process.pid });
+  log.info("started", {
+    listen: `${host}:${server.port}`,
+    port: server.port,
+    store: redactUrl(config.store),
+    backend: backend.kind,
+    tls: config.tlsClientCa ? "mutual" : config.tlsCert ? "server" : "off",
+    tokens: authority?.grants.length ?? 0,
+    metricsPort: metricsServer?.port,
+    pid: process.pid,
+  });
 
+  process.on("SIGHUP", () => {
+    if (!config.authFile) return log.info("reload_skipped", { reason: "no --auth-file" });
+    try {
+      authority = loadAuthority(config);
+      log.info("tokens_reloaded", { tokens: authority?.grants.length ?? 0 });
+    } catch (error) {
+      // Keep the tokens in force: a typo in the file must not open or close the server.
+      log.error("tokens_reload_failed", { cause: (error as Error).message });
+    }
+  });
   const stop = (signal: string) => {
     log.info("stopping", { signal });
-    server.stop().then(
+    Promise.all([server.stop(), metricsServer?.close()]).then(
       () => {
         log.info("stopped", { signal });
         process.exit(0);

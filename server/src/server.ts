@@ -1,19 +1,29 @@
-/** Assembles the gRPC server: the persister service, health, reflection, and a graceful stop. */
+/** Assembles the gRPC server: the persister service, health, reflection, interceptors, a graceful stop. */
 import * as grpc from "@grpc/grpc-js";
 import type { GuardedPersister } from "../../core/guard";
 import { file_burr_state_v1_state_persister, StatePersister } from "../../gen/ts/burr/state/v1/state_persister_pb";
 import { file_grpc_health_v1_health } from "../../gen/ts/grpc/health/v1/health_pb";
+import type { TokenAuthority } from "./auth";
 import { HealthService } from "./grpc/health";
+import { authInterceptor, defaultDeadlineInterceptor, metricsInterceptor } from "./grpc/interceptors";
 import { addReflection } from "./grpc/reflection";
 import { stateService } from "./grpc/state-service";
 import type { Logger } from "./log";
+import type { Metrics } from "./metrics";
 
 export interface ServerOptions {
   /** host:port; port 0 picks a free one. */
   listen: string;
   persister: GuardedPersister;
   log: Logger;
+  credentials?: grpc.ServerCredentials;
+  /** The current tokens (null: no tokens needed); read per call so reloads apply at once. */
+  authority?: () => TokenAuthority | null;
+  metrics?: Metrics;
   maxMessageBytes: number;
+  maxConcurrentStreams?: number;
+  keepaliveMs?: number;
+  defaultDeadlineMs?: number;
   /** How long open streams may run on after a stop is asked before they are cancelled. */
   shutdownGraceMs?: number;
 }
@@ -26,9 +36,21 @@ export interface RunningServer {
 }
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const interceptors = [
+    ...(options.metrics ? [metricsInterceptor(options.metrics)] : []),
+    authInterceptor(options.authority ?? (() => null)),
+    defaultDeadlineInterceptor(options.defaultDeadlineMs ?? 30_000),
+  ];
+  const keepaliveMs = options.keepaliveMs ?? 60_000;
   const server = new grpc.Server({
+    interceptors,
     "grpc.max_receive_message_length": options.maxMessageBytes,
     "grpc.max_send_message_length": options.maxMessageBytes,
+    "grpc.max_concurrent_streams": options.maxConcurrentStreams ?? 100,
+    "grpc.keepalive_time_ms": keepaliveMs,
+    "grpc.keepalive_timeout_ms": 20_000,
+    // Clients may ping this often (the grpc-js client default is 5 min); faster pings are abuse.
+    "grpc.http2.min_ping_interval_without_data_ms": 10_000,
   });
   const service = stateService(options.persister, options.log);
   server.addService(service.definition, service.implementation);
@@ -37,7 +59,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   addReflection(server, [file_burr_state_v1_state_persister, file_grpc_health_v1_health]);
 
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(options.listen, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+    server.bindAsync(options.listen, options.credentials ?? grpc.ServerCredentials.createInsecure(), (error, bound) =>
       error ? reject(error) : resolve(bound),
     ),
   );

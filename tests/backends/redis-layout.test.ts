@@ -148,6 +148,7 @@ describe("redis URL", () => {
     ["a prefix with ':'", "redis://127.0.0.1:6379?prefix=a:b", /prefix/],
     ["a prefix with glob characters", "redis://127.0.0.1:6379?prefix=a*", /prefix/],
     ["an empty prefix", "redis://127.0.0.1:6379?prefix=", /prefix/],
+    ["text that is no URL, without repeating it (it may hold a password)", "redis://:hunter2@[::1", /^(?!.*hunter2).*not a valid URL/],
   ])("refuses %s", (_label, url, mentions) => {
     let failure: unknown;
     try {

@@ -66,7 +66,7 @@ describe("UNAVAILABLE", () => {
   test("reads are retried with backoff until the server is up; saves are not retried and name the address", async () => {
     const port = await freePort();
     const address = `127.0.0.1:${port}`;
-    const client = new GrpcStatePersister({ address, retry: { attempts: 20, initialBackoffMs: 100, maxBackoffMs: 500 } });
+    const client = new GrpcStatePersister({ address, retry: { attempts: 80, initialBackoffMs: 100, maxBackoffMs: 500 } });
     const save = client.save({ appId: "a", sequenceId: 0, position: "p", state: {}, status: "completed" }).catch((e: unknown) => e);
     expect(await save).toMatchObject({ code: Code.UNAVAILABLE, message: expect.stringContaining(address) });
 

@@ -10,6 +10,7 @@ import { rawCodec } from "../../core/codec";
 import { Code, PersisterError } from "../../core/errors";
 import { serviceDefinition } from "../../core/grpc-definition";
 import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../gen/ts/grpc/health/v1/health_pb";
+import { SqliteSyncBackend } from "../../server/src/stores/sqlite";
 import { startServerProcess } from "../support/server-process";
 
 const run = promisify(execFile);
@@ -86,9 +87,16 @@ test("SIGTERM under load: in-flight saves finish, the process exits 0, nothing a
 });
 
 test("SIGTERM: health watchers see NOT_SERVING, open list streams are cancelled after the grace period", async () => {
-  const server = await startServerProcess(["--store", "sqlite::memory:", "--init", "--shutdown-grace-ms", "300"]);
+  // 40,000 apps with long ids: 4 MB of listing, far more than client read-ahead and flow-control
+  // windows hold, so a reader that stops after the first id keeps the stream open.
+  const file = path.join(dir, "many.db");
+  const seed = new SqliteSyncBackend({ path: file });
+  seed.initialize();
+  const rows = Array.from({ length: 40_000 }, (_, i) => ({ partitionKey: "many", appId: `${i}-${"x".repeat(100)}`, sequenceId: 0, position: "p", state: state(0), status: "completed" as const }));
+  seed.saveMany(rows);
+  seed.close();
+  const server = await startServerProcess(["--store", `sqlite:${file}`, "--shutdown-grace-ms", "300"]);
   const client = connect(server.address);
-  await Promise.all(Array.from({ length: 3000 }, (_, i) => client.save({ partitionKey: "many", appId: `a${i}`, sequenceId: 0, position: "p", state: state(0), status: "completed" })));
 
   const HealthClient = grpc.makeGenericClientConstructor(serviceDefinition(Health), Health.typeName);
   const health = new HealthClient(server.address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
@@ -100,13 +108,17 @@ test("SIGTERM: health watchers see NOT_SERVING, open list streams are cancelled 
   watch.on("error", () => {});
   await new Promise((resolve) => watch.once("data", resolve));
 
-  // A reader that takes the first chunk and then stops reading: the stream stays open.
   const stream = client.streamAppIds("many")[Symbol.asyncIterator]();
   expect((await stream.next()).done).toBe(false);
   const started = Date.now();
   expect(await server.stop("SIGTERM")).toBe(0);
   expect(Date.now() - started).toBeLessThan(5_000);
   expect(seen).toEqual([Serving.SERVING, Serving.NOT_SERVING]);
+  // The unfinished stream was cut, not completed.
+  const rest = (async () => {
+    for (let next = await stream.next(); !next.done; next = await stream.next());
+  })();
+  await expect(rest).rejects.toBeInstanceOf(PersisterError);
   health.close();
   await client.close();
 });

@@ -1,4 +1,14 @@
-/** PostgreSQL stores for the suites: a table of its own per suite and per fresh store, dropped afterwards. */
+/**
+ * PostgreSQL for the tests: stores on the shared test database (a table of their own per suite
+ * and per fresh store, dropped afterwards), and private throwaway instances that a test may stop,
+ * freeze and restart.
+ */
+import { execFile, execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { promisify } from "node:util";
 import { Client } from "pg";
 import type { StoreUnderTest } from "./subjects";
 
@@ -51,4 +61,95 @@ export function postgresStore(baseUrl: string = postgresUrl): StoreUnderTest {
     freshUrl: () => urlWithNewTable("fresh"),
     cleanup: () => dropTables(tables, baseUrl),
   };
+}
+
+/** A PostgreSQL server of the test's own, in a temporary directory, on a free loopback port. */
+export interface PrivatePostgres {
+  /** postgres://postgres@127.0.0.1:PORT/postgres (trust authentication, loopback only). */
+  url: string;
+  /** Starts it again after stop(), on the same port and data. */
+  start(): Promise<void>;
+  /** A fast shutdown: sessions are terminated (57P01), new connections refused. */
+  stop(): Promise<void>;
+  /** SIGSTOP to the server and all its processes: connections stay open but nothing answers. */
+  freeze(): void;
+  thaw(): void;
+  /** Stops it and deletes its files. */
+  destroy(): Promise<void>;
+}
+
+const run = promisify(execFile);
+
+function postgresBinDir(): string {
+  const versions = fs.existsSync("/usr/lib/postgresql") ? fs.readdirSync("/usr/lib/postgresql").sort((a, b) => Number(b) - Number(a)) : [];
+  const candidates = [...versions.map((version) => `/usr/lib/postgresql/${version}/bin`), "/usr/local/bin", "/usr/bin"];
+  const found = candidates.find((dir) => fs.existsSync(path.join(dir, "pg_ctl")) && fs.existsSync(path.join(dir, "initdb")));
+  if (!found) throw new Error(`no PostgreSQL server binaries (pg_ctl, initdb) in ${candidates.join(", ")}`);
+  return found;
+}
+
+/** PostgreSQL refuses to run as root: as root, run its tools as user postgres. */
+function asPostgres(command: string, args: string[]) {
+  const root = process.getuid?.() === 0;
+  return run(root ? "runuser" : command, root ? ["-u", "postgres", "--", command, ...args] : args, { timeout: 60_000 });
+}
+
+async function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startPrivatePostgres(): Promise<PrivatePostgres> {
+  const bin = postgresBinDir();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "burr-pg-"));
+  const data = path.join(dir, "data");
+  const logFile = path.join(dir, "postgres.log");
+  if (process.getuid?.() === 0) {
+    const uid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }).trim());
+    const gid = Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" }).trim());
+    fs.chownSync(dir, uid, gid);
+  }
+  await asPostgres(path.join(bin, "initdb"), ["-D", data, "-U", "postgres", "-A", "trust", "--encoding=UTF8", "--locale=C", "--no-sync"]);
+  const port = await freeLoopbackPort();
+  // Throwaway data: no fsync. The socket lives in the temporary directory, not /var/run.
+  const serverOptions = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`;
+  const pgCtl = (...args: string[]) => asPostgres(path.join(bin, "pg_ctl"), ["-D", data, ...args]);
+  const postmasterPids = () => {
+    const postmaster = Number(fs.readFileSync(path.join(data, "postmaster.pid"), "utf8").split("\n")[0]);
+    const children = execFileSync("ps", ["-o", "pid=", "--ppid", String(postmaster)], { encoding: "utf8" })
+      .split("\n")
+      .map((line) => Number(line.trim()))
+      .filter((pid) => pid > 0);
+    return [postmaster, ...children];
+  };
+  let running = false;
+  const instance: PrivatePostgres = {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    start: async () => {
+      await pgCtl("start", "-w", "-t", "30", "-l", logFile, "-o", serverOptions);
+      running = true;
+    },
+    stop: async () => {
+      await pgCtl("stop", "-w", "-t", "30", "-m", "fast");
+      running = false;
+    },
+    freeze: () => postmasterPids().forEach((pid) => process.kill(pid, "SIGSTOP")),
+    thaw: () => postmasterPids().forEach((pid) => process.kill(pid, "SIGCONT")),
+    destroy: async () => {
+      if (running) {
+        instance.thaw();
+        await pgCtl("stop", "-w", "-t", "30", "-m", "immediate");
+        running = false;
+      }
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await instance.start();
+  return instance;
 }

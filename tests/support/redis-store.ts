@@ -87,22 +87,34 @@ export interface PrivateRedis {
   kill(): Promise<void>;
 }
 
-export async function startPrivateRedis(port: number): Promise<PrivateRedis> {
-  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+export interface PrivateRedisOptions {
+  /** requirepass: the URL then carries it. */
+  password?: string;
+  /** More redis-server flags (TLS, ...). */
+  extraArgs?: string[];
+}
+
+export async function startPrivateRedis(port: number, options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"];
+  if (options.password) args.push("--requirepass", options.password);
+  const child = spawn("redis-server", [...args, ...(options.extraArgs ?? [])], { stdio: ["ignore", "pipe", "pipe"] });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const url = `redis://127.0.0.1:${port}`;
+  // Keep the log's tail for failure messages; reading it also keeps the pipes from filling up.
+  let log = "";
+  const keepTail = (data: Buffer) => (log = (log + data.toString()).slice(-4000));
+  child.stdout!.on("data", keepTail);
+  child.stderr!.on("data", keepTail);
+  const url = `redis://${options.password ? `:${encodeURIComponent(options.password)}@` : ""}127.0.0.1:${port}`;
   const deadline = Date.now() + 10_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`redis-server on port ${port} exited with ${child.exitCode}`);
+    if (child.exitCode !== null) throw new Error(`redis-server on port ${port} exited with ${child.exitCode}:\n${log}`);
     try {
       (await connectAdmin(url)).disconnect();
       break;
     } catch (error) {
       if (Date.now() > deadline) {
         child.kill("SIGKILL");
-        throw new Error(`redis-server on port ${port} did not answer within 10 s: ${String(error)}`);
+        throw new Error(`redis-server on port ${port} did not answer within 10 s: ${String(error)}\n${log}`);
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Regenerates the Python gRPC stubs in src/burr_grpc_persister/_gen from the repository's proto/.
 # Usage: scripts/generate.sh [OUTPUT_DIR]   (default: the package's _gen folder)
-# Needs grpcio-tools (the version pinned in pyproject.toml's test extra): the output depends on it.
+# Needs grpcio-tools at the version pinned in constraints.txt (the output depends on it): by default
+# the Python of client/python/.venv, which run-tests.sh builds; PYTHON=... picks another.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 out="${1:-$here/src/burr_grpc_persister/_gen}"
-python="${PYTHON:-python3}"
+default_python="$here/.venv/bin/python"
+[[ -x "$default_python" ]] || default_python=python3
+python="${PYTHON:-$default_python}"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

@@ -29,7 +29,9 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _issue(subject: str, issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None, *, usage=None, san=None):
+def _issue(
+    subject: str, issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None, *, usage=None, san=None
+):
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
     issuer_name, issuer_key = issuer if issuer else (_name(subject), key)
@@ -50,7 +52,9 @@ def _issue(subject: str, issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | 
     certificate = builder.sign(issuer_key, hashes.SHA256())
     pem = Pem(
         certificate.public_bytes(serialization.Encoding.PEM),
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
     )
     return pem, (certificate.subject, key)
 

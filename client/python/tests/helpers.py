@@ -21,7 +21,9 @@ def rows(persister, partition_key, app_id) -> list[tuple[int, str, str]]:
     latest = persister.load(partition_key, app_id)
     if latest is None:
         return []
-    found = (persister.load(partition_key, app_id, sequence_id) for sequence_id in range(latest["sequence_id"] + 1))
+    found = (
+        persister.load(partition_key, app_id, sequence_id) for sequence_id in range(latest["sequence_id"] + 1)
+    )
     return [(row["sequence_id"], row["position"], row["status"]) for row in found if row is not None]
 
 

@@ -32,7 +32,7 @@ class ServerProcess:
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> "ServerProcess":
+    def start(self) -> ServerProcess:
         command = [
             "node",
             "--require",
@@ -46,7 +46,12 @@ class ServerProcess:
             *self.extra_args,
         ]
         self._process = subprocess.Popen(
-            command, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            command,
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         started = threading.Event()
         threading.Thread(target=self._read_log, args=(self._process, started), daemon=True).start()

@@ -30,7 +30,15 @@ def test_load_returns_burr_persisted_state_data(persister, partition):
 
     loaded = persister.load(partition, app_id)
 
-    assert set(loaded) == {"partition_key", "app_id", "sequence_id", "position", "state", "created_at", "status"}
+    assert set(loaded) == {
+        "partition_key",
+        "app_id",
+        "sequence_id",
+        "position",
+        "state",
+        "created_at",
+        "status",
+    }
     assert (loaded["partition_key"], loaded["app_id"], loaded["sequence_id"]) == (partition, app_id, 0)
     assert (loaded["position"], loaded["status"]) == ("start", "completed")
     assert loaded["state"].get_all() == {"count": 1, "name": "x"}
@@ -150,7 +158,9 @@ def test_non_ascii_ids_round_trip(persister):
     ],
 )
 def test_bad_save_arguments_are_refused_clearly(persister, partition, change, reason):
-    arguments = dict(partition_key=partition, app_id=new_app_id(), sequence_id=0, position="step", status="completed")
+    arguments = dict(
+        partition_key=partition, app_id=new_app_id(), sequence_id=0, position="step", status="completed"
+    )
     arguments.update(change)
 
     with pytest.raises(InvalidArgumentError, match=reason) as raised:
@@ -189,4 +199,3 @@ def test_an_uninitialized_store_says_so_until_initialized(own_server):
         assert persister.is_initialized() is True
         persister.save("", "app", 0, "step", state(), "completed")
         assert persister.list_app_ids(None) == ["app"]
-

@@ -34,7 +34,14 @@ def _deserialize_money(value: dict, money_default_currency: str = "EUR", **kwarg
 
 CASES = {
     "big integers": {"two_to_64": 2**64, "ten_to_30": 10**30, "negative": -(2**70), "max_int64_plus": 2**63},
-    "floats stay floats": {"one": 1.0, "minus_zero": -0.0, "big": 1e20, "tiny": 5e-324, "tenth": 0.1, "third": 1 / 3},
+    "floats stay floats": {
+        "one": 1.0,
+        "minus_zero": -0.0,
+        "big": 1e20,
+        "tiny": 5e-324,
+        "tenth": 0.1,
+        "third": 1 / 3,
+    },
     "non-finite floats": {"nan": float("nan"), "inf": float("inf"), "minus_inf": float("-inf")},
     "ints and bools stay apart": {"one": 1, "true": True, "zero": 0, "false": False, "none": None},
     "lone surrogates": {"high": "\ud800", "low": "a\udfffb", "pair_split": ["\ud83d", "\ude00"]},
@@ -53,7 +60,9 @@ def same(left, right) -> bool:
     if type(left) is not type(right):
         return False
     if isinstance(left, float):
-        return (math.isnan(left) and math.isnan(right)) or (left == right and math.copysign(1, left) == math.copysign(1, right))
+        return (math.isnan(left) and math.isnan(right)) or (
+            left == right and math.copysign(1, left) == math.copysign(1, right)
+        )
     if isinstance(left, dict):
         return list(left) == list(right) and all(same(left[key], right[key]) for key in left)
     if isinstance(left, list):

@@ -51,7 +51,9 @@ class _Forwarder(grpc.GenericRpcHandler):
 class TlsProxy:
     """Listens on 127.0.0.1 with mutual TLS and forwards to ``upstream_target`` in plaintext."""
 
-    def __init__(self, upstream_target: str, *, certificate: bytes, private_key: bytes, client_ca: bytes, token: str):
+    def __init__(
+        self, upstream_target: str, *, certificate: bytes, private_key: bytes, client_ca: bytes, token: str
+    ):
         self._upstream = grpc.insecure_channel(upstream_target)
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=8), handlers=[_Forwarder(self._upstream, token)]

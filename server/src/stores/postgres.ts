@@ -57,9 +57,9 @@ export async function openPostgres(url: string): Promise<Backend> {
 
 /** Bounds on every wait, so that a call answers UNAVAILABLE instead of hanging (URL parameters of the same names override the statement and query timeouts). */
 const connectTimeoutMs = 3000;
-const statementTimeoutMs = 5000;
+const statementTimeoutMs = 4000;
 /** Client-side backstop for a connection that stops answering (the server's own timeout fires first). */
-const queryTimeoutMs = 6000;
+const queryTimeoutMs = 5000;
 
 /** Limits on one shared save statement: rows, and state bytes (a larger state is written alone). */
 const maxBatchRows = 64;
@@ -134,7 +134,7 @@ function withMessage(error: Error): Error {
 export class PostgresBackend implements Backend {
   readonly kind = "postgres";
   private readonly pool: Pool;
-  private readonly sql: ReturnType<typeof statements>;
+  private readonly sql: ReturnType<typeof postgresStatements>;
   private readonly saveTexts = new Map<number, string>();
   private readonly queue: PendingSave[] = [];
   private readonly writing = new Set<Promise<void>>();
@@ -155,11 +155,12 @@ export class PostgresBackend implements Backend {
     // An idle connection that breaks (database restart, network) is dropped by the pool; the
     // next call reconnects or answers UNAVAILABLE. Without a listener the process would crash.
     this.pool.on("error", () => {});
-    this.sql = statements(options.schema, options.table);
+    this.sql = postgresStatements(options.schema, options.table);
   }
 
   async initialize(): Promise<void> {
     if (await this.isInitialized()) return;
+    // CREATE SCHEMA needs the CREATE privilege on the database even when the schema exists: only ask for it when it is missing.
     const [{ exists }] = await this.query<{ exists: boolean }>(this.sql.schemaExists, [this.options.schema]);
     // One simple-protocol query runs as one transaction: the advisory lock serializes servers
     // initializing at once (CREATE ... IF NOT EXISTS alone can still collide in the catalogs).
@@ -307,7 +308,8 @@ export class PostgresBackend implements Backend {
 /** Names are checked by checkIdentifier (letters, digits, _), so quoting cannot be escaped. */
 const quote = (name: string) => `"${name}"`;
 
-function statements(schema: string, table: string) {
+/** Every statement the store runs (exported so tests can EXPLAIN exactly these). */
+export function postgresStatements(schema: string, table: string) {
   const states = `${quote(schema)}.${quote(table)}`;
   const apps = `${quote(schema)}.${quote(`${table}_apps`)}`;
   const keyConstraint = quote(`${table}_key`);
@@ -316,10 +318,13 @@ function statements(schema: string, table: string) {
     tableNames: [states, apps],
     tablesExist: { name: "tables_exist", text: "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS ready" },
     schemaExists: { name: "schema_exists", text: "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1) AS exists" },
-    // Keys use the "C" collation: they are only ever compared for equality, and byte order is cheapest.
+    // Keys use the "C" collation: they are only ever compared for equality, and byte order is
+    // cheapest. write_seq is unique by construction and has no index of its own on purpose: a
+    // bare write_seq index tempts the planner into scanning every newer row of other partitions
+    // for "latest in partition"; (partition_key, write_seq) answers it exactly.
     createTables: [
       `CREATE TABLE IF NOT EXISTS ${states} (
-        write_seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        write_seq bigint GENERATED ALWAYS AS IDENTITY,
         partition_key text COLLATE "C" NOT NULL,
         app_id text COLLATE "C" NOT NULL,
         sequence_id bigint NOT NULL CHECK (sequence_id >= 0),
@@ -327,7 +332,7 @@ function statements(schema: string, table: string) {
         status text NOT NULL CHECK (status IN ('completed', 'failed')),
         state bytea NOT NULL,
         created_at timestamptz NOT NULL DEFAULT now(),
-        CONSTRAINT ${keyConstraint} UNIQUE (partition_key, app_id, sequence_id, position)
+        CONSTRAINT ${keyConstraint} PRIMARY KEY (partition_key, app_id, sequence_id, position)
       )`,
       // Serves load-by-step and app-latest: both read the first entry of this index.
       `CREATE INDEX IF NOT EXISTS ${quote(`${table}_by_app`)} ON ${states} (partition_key, app_id, sequence_id DESC, write_seq DESC)`,

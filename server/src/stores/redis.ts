@@ -33,7 +33,13 @@ const prefixShape = /^[A-Za-z0-9_.-]{1,64}$/;
 
 /** `redis://[user:password@]host:port[/db][?prefix=burr]`, or `rediss://` for TLS. */
 export function parseRedisUrl(text: string): RedisOptions {
-  const url = new URL(text);
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    // The text may hold a password: not repeated here.
+    throw new PersisterError(Code.INVALID_ARGUMENT, "the redis store URL is not a valid URL: expected redis://[user:password@]host:port[/db][?prefix=NAME]");
+  }
   const prefix = url.searchParams.get("prefix") ?? defaultPrefix;
   url.searchParams.delete("prefix");
   const unknown = [...url.searchParams.keys()];
@@ -104,7 +110,7 @@ type ScriptedRedis = Redis & ScriptCommands;
 const component = (text: string) => `${Buffer.byteLength(text, "utf8")}:${text}`;
 
 /** Every key the store uses, built in one place. */
-export function redisKeys(prefix: string) {
+function redisKeys(prefix: string) {
   return {
     meta: `${prefix}:meta`,
     rowPrefix: `${prefix}:row:`,
@@ -115,7 +121,7 @@ export function redisKeys(prefix: string) {
 }
 
 /** Replies that mean "not now" (loading, failover, out of memory, a busy script), not a bug. */
-const transientReply = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|OOM|NOAUTH|WRONGPASS)\b/;
+const transientReply = /^(LOADING|BUSY|MASTERDOWN|READONLY|OOM|MISCONF|NOREPLICAS|NOAUTH|WRONGPASS)\b/;
 
 export class RedisBackend implements Backend {
   readonly kind = "redis";
@@ -128,11 +134,11 @@ export class RedisBackend implements Backend {
     private readonly options: RedisOptions,
   ) {
     this.keys = redisKeys(options.prefix);
+    redis.on("connect", () => {
+      this.connectionError = null;
+    });
     redis.on("error", (error: Error) => {
       this.connectionError = error;
-    });
-    redis.on("ready", () => {
-      this.connectionError = null;
     });
   }
 
@@ -140,6 +146,9 @@ export class RedisBackend implements Backend {
   async connect(): Promise<void> {
     try {
       await this.redis.connect();
+      // ioredis reports a refused SELECT (a db the server does not have) only as an event, then
+      // goes on in db 0: refuse to start rather than write there.
+      if (this.connectionError instanceof ReplyError) throw this.connectionError;
     } catch (error) {
       this.redis.disconnect();
       throw this.unavailable(error);

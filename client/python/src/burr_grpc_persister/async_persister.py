@@ -43,7 +43,7 @@ class AsyncGrpcStatePersister(AsyncBaseStatePersister, BaseCopyable):
     @classmethod
     def from_values(
         cls, host: str, port: int, serde_kwargs: Optional[dict] = None, **connection
-    ) -> "AsyncGrpcStatePersister":
+    ) -> AsyncGrpcStatePersister:
         """Creates a persister for the server at host:port (nothing to await: the channel opens lazily).
 
         :param connection: any other :class:`ConnectionSettings` field.
@@ -51,7 +51,7 @@ class AsyncGrpcStatePersister(AsyncBaseStatePersister, BaseCopyable):
         return cls(ConnectionSettings(host=host, port=port, **connection), serde_kwargs)
 
     @classmethod
-    def from_config(cls, config: dict) -> "AsyncGrpcStatePersister":
+    def from_config(cls, config: dict) -> AsyncGrpcStatePersister:
         """Creates a persister from a dict with the keys of :meth:`from_values`."""
         return cls.from_values(**config)
 
@@ -137,7 +137,7 @@ class AsyncGrpcStatePersister(AsyncBaseStatePersister, BaseCopyable):
         await self.cleanup()
         return False
 
-    def copy(self) -> "AsyncGrpcStatePersister":
+    def copy(self) -> AsyncGrpcStatePersister:
         """Same settings and serde_kwargs, its own channel (Burr copies persisters into parallel sub-apps)."""
         return type(self)(self.settings, self.serde_kwargs)
 

@@ -62,9 +62,15 @@ class DeadlineExceededError(PersisterError, TimeoutError):
 
 
 class AuthenticationError(PersisterError, PermissionError):
-    """The server refused the credentials (missing or wrong bearer token or client certificate)."""
+    """The server wants credentials it did not get: a missing or wrong bearer token."""
 
     code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDeniedError(PersisterError, PermissionError):
+    """The credentials are valid but may not do this (a read-only token, another partition)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
 
 
 _by_code = {
@@ -77,9 +83,9 @@ _by_code = {
         UnavailableError,
         DeadlineExceededError,
         AuthenticationError,
+        PermissionDeniedError,
     )
 }
-_by_code[grpc.StatusCode.PERMISSION_DENIED] = AuthenticationError
 
 
 def error_from_rpc(error: grpc.RpcError, call: str, target: str, attempts: int) -> PersisterError:

@@ -46,7 +46,7 @@ class GrpcStatePersister(BaseStatePersister, BaseCopyable):
     @classmethod
     def from_values(
         cls, host: str, port: int, serde_kwargs: Optional[dict] = None, **connection
-    ) -> "GrpcStatePersister":
+    ) -> GrpcStatePersister:
         """Creates a persister for the server at host:port.
 
         :param connection: any other :class:`ConnectionSettings` field (``tls``, ``root_certificates``,
@@ -55,7 +55,7 @@ class GrpcStatePersister(BaseStatePersister, BaseCopyable):
         return cls(ConnectionSettings(host=host, port=port, **connection), serde_kwargs)
 
     @classmethod
-    def from_config(cls, config: dict) -> "GrpcStatePersister":
+    def from_config(cls, config: dict) -> GrpcStatePersister:
         """Creates a persister from a dict with the keys of :meth:`from_values`."""
         return cls.from_values(**config)
 
@@ -110,7 +110,9 @@ class GrpcStatePersister(BaseStatePersister, BaseCopyable):
         partition's most recently written. None when nothing matches."""
         call = _wire.describe("load", partition_key=partition_key, app_id=app_id, sequence_id=sequence_id)
         request = _wire.load_request(partition_key, app_id, sequence_id, call)
-        response = self._invoke(call, lambda stub: stub.Load(request, **self._unary_options()), idempotent=True)
+        response = self._invoke(
+            call, lambda stub: stub.Load(request, **self._unary_options()), idempotent=True
+        )
         return _wire.persisted_state_data(response, self.serde_kwargs)
 
     def list_app_ids(self, partition_key: Optional[str], **kwargs) -> list[str]:
@@ -140,7 +142,7 @@ class GrpcStatePersister(BaseStatePersister, BaseCopyable):
         self.cleanup()
         return False
 
-    def copy(self) -> "GrpcStatePersister":
+    def copy(self) -> GrpcStatePersister:
         """Same settings and serde_kwargs, its own channel (Burr copies persisters into parallel sub-apps)."""
         return type(self)(self.settings, self.serde_kwargs)
 

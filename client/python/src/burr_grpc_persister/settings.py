@@ -46,9 +46,9 @@ class ConnectionSettings:
     list_deadline_seconds: float = 60.0
     #: Tries in all for calls that are safe to repeat, when the server answers UNAVAILABLE.
     #: Save is never retried: it may have been stored before the connection broke.
-    retry_attempts: int = 4
-    retry_initial_backoff_seconds: float = 0.05
-    retry_max_backoff_seconds: float = 1.0
+    retry_attempts: int = 5
+    retry_initial_backoff_seconds: float = 0.1
+    retry_max_backoff_seconds: float = 2.0
     #: Extra gRPC channel arguments, e.g. {"grpc.ssl_target_name_override": "persister.internal"}.
     channel_options: Any = ()
 
@@ -92,8 +92,16 @@ class ConnectionSettings:
         )
 
     def _options(self) -> list[tuple[str, Any]]:
-        # The server bounds what it sends; gRPC would otherwise refuse answers over 4 MiB.
-        return [("grpc.max_receive_message_length", -1), *self.channel_options]
+        options = {
+            # The server bounds what it sends; gRPC would otherwise refuse answers over 4 MiB.
+            "grpc.max_receive_message_length": -1,
+            # gRPC's own reconnect backoff grows to 2 minutes while a server is down; keep it
+            # short so calls succeed again within seconds once the server is back.
+            "grpc.initial_reconnect_backoff_ms": 200,
+            "grpc.max_reconnect_backoff_ms": 5000,
+        }
+        options.update(self.channel_options)
+        return list(options.items())
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
         return (("authorization", f"Bearer {self.token}"),) if self.token else ()
