@@ -23,7 +23,7 @@ import {
   StatePersister,
 } from "../../gen/ts/burr/state/v1/state_persister_pb";
 import { listRequest, loadRequest, persistedState, persisterError, saveRequest, savedAt } from "./messages";
-import { backoffMs, isRetryable, resolveOptions, type ClientOptions, type ResolvedOptions } from "./options";
+import { backoffMs, channelCredentials, isRetryable, resolveOptions, type ClientOptions, type ResolvedOptions } from "./options";
 
 type Reply = { id: number; response?: Uint8Array; chunks?: Uint8Array[]; error?: { code: number; details: string } };
 
@@ -38,6 +38,8 @@ class RawSyncGrpcPersister implements SyncStatePersister<Uint8Array> {
   private closed = false;
 
   constructor(private readonly options: ResolvedOptions<unknown>) {
+    // Bad TLS material fails here, as in the async client, not later inside the worker.
+    channelCredentials(options.tls);
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     this.worker = new Worker(path.join(__dirname, "sync-worker.js"), {

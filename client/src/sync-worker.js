@@ -6,8 +6,10 @@ const { workerData } = require("node:worker_threads");
 const grpc = require("@grpc/grpc-js");
 
 const { port, signal, address, tls, token, channelOptions } = workerData;
+// Buffers arrive as plain Uint8Arrays after crossing the thread boundary.
+const pem = (bytes) => (bytes ? Buffer.from(bytes) : null);
 const credentials = tls
-  ? grpc.credentials.createSsl(tls.rootCerts ?? null, tls.privateKey ?? null, tls.certChain ?? null)
+  ? grpc.credentials.createSsl(pem(tls.rootCerts), pem(tls.privateKey), pem(tls.certChain))
   : grpc.credentials.createInsecure();
 const client = new grpc.Client(address, credentials, channelOptions);
 const bytes = (value) => value;
