@@ -1,0 +1,81 @@
+/** Exposure refusal, size and length limits, the default deadline, and the metrics endpoint. */
+import * as grpc from "@grpc/grpc-js";
+import { GrpcStatePersister } from "../../client/src/grpc-persister";
+import { rawCodec } from "../../core/codec";
+import { Code } from "../../core/errors";
+import { serviceDefinition } from "../../core/grpc-definition";
+import { StatePersister } from "../../gen/ts/burr/state/v1/state_persister_pb";
+import { defaultDeadlineInterceptor } from "../../server/src/grpc/interceptors";
+import { rawUnary } from "../support/raw-grpc";
+import { startServerProcess } from "../support/server-process";
+
+const state = (bytes: number) => new Uint8Array(bytes).fill(120);
+const step = (appId: string, bytes = 10) => ({ appId, sequenceId: 0, position: "p", state: state(bytes), status: "completed" as const });
+
+describe("listening beyond loopback", () => {
+  test("is refused with neither TLS nor tokens, saying why", async () => {
+    await expect(startServerProcess(["--store", "sqlite::memory:", "--listen", "0.0.0.0:0"])).rejects.toThrow(/refusing to listen on 0\.0\.0\.0:0 with neither TLS .* nor tokens/);
+  });
+
+  test("is allowed with --insecure or with tokens", async () => {
+    const insecure = await startServerProcess(["--store", "sqlite::memory:", "--listen", "0.0.0.0:0", "--insecure"]);
+    await insecure.stop();
+    const tokens = JSON.stringify({ tokens: [{ name: "t", token: "0123456789abcdefXYZ", partitions: ["*"], access: "read" }] });
+    const withTokens = await startServerProcess(["--store", "sqlite::memory:", "--listen", "0.0.0.0:0"], { BURR_AUTH_TOKENS: tokens });
+    await withTokens.stop();
+  });
+});
+
+describe("limits", () => {
+  test("states over the configured size and keys over the configured length are refused by name", async () => {
+    const server = await startServerProcess(["--store", "sqlite::memory:", "--init", "--max-message-bytes", "65536", "--max-key-bytes", "16"]);
+    const client = new GrpcStatePersister({ address: server.address, codec: rawCodec });
+    try {
+      await client.save(step("a", 65536 - 16 * 1024));
+      await expect(client.save(step("b", 65536 - 16 * 1024 + 1))).rejects.toMatchObject({ code: Code.RESOURCE_EXHAUSTED, message: expect.stringMatching(/state is \d+ bytes; the limit is 49152/) });
+      // Past the message limit grpc-js itself refuses it, with the same code.
+      await expect(client.save(step("c", 200_000))).rejects.toMatchObject({ code: Code.RESOURCE_EXHAUSTED });
+      await expect(client.save(step("x".repeat(17)))).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT, message: expect.stringMatching(/app_id is 17 bytes long; the limit is 16/) });
+      expect(await client.listAppIds()).toEqual(["a"]);
+    } finally {
+      await client.close();
+      await server.stop();
+    }
+  });
+
+  test("a call that comes without a deadline gets the server's default", async () => {
+    // A handler that never answers, behind the server's interceptor: only the default deadline ends the call.
+    const server = new grpc.Server({ interceptors: [defaultDeadlineInterceptor(300)] });
+    server.addService(serviceDefinition(StatePersister), { isInitialized: () => {} });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+    );
+    const result = await rawUnary(`127.0.0.1:${port}`, "/burr.state.v1.StatePersister/IsInitialized", new Uint8Array(), { deadline: Infinity });
+    expect(result).toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED, details: expect.stringMatching(/default deadline of 300 ms/) });
+    server.forceShutdown();
+  });
+});
+
+test("Prometheus metrics count calls by method and status, on the opt-in port", async () => {
+  const server = await startServerProcess(["--store", "sqlite::memory:", "--init", "--metrics-listen", "127.0.0.1:0"]);
+  const port = JSON.parse(server.logs.find((line) => line.includes('"started"'))!).metricsPort as number;
+  const client = new GrpcStatePersister({ address: server.address, codec: rawCodec });
+  try {
+    await client.save(step("a"));
+    await expect(client.save(step("a"))).rejects.toMatchObject({ code: Code.ALREADY_EXISTS });
+    await client.load({ appId: "a" });
+    await client.listAppIds();
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(text).toMatch(/burr_rpc_calls_total\{method="Save",code="OK"\} 1\b/);
+    expect(text).toMatch(/burr_rpc_calls_total\{method="Save",code="ALREADY_EXISTS"\} 1\b/);
+    expect(text).toMatch(/burr_rpc_calls_total\{method="Load",code="OK"\} 1\b/);
+    expect(text).toMatch(/burr_rpc_calls_total\{method="ListAppIds",code="OK"\} 1\b/);
+    expect(text).toMatch(/burr_rpc_duration_seconds_bucket\{le="[\d.]+",method="Save"\} \d+/);
+    expect(text).toMatch(/burr_open_streams 0\b/);
+    expect(text).toContain("burr_backend_errors_total");
+    expect(text).not.toContain('"a"');
+  } finally {
+    await client.close();
+    await server.stop();
+  }
+});
