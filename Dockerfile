@@ -10,6 +10,8 @@ COPY server ./server
 COPY client ./client
 COPY tsconfig.json ./
 ENV BURR_LISTEN=0.0.0.0:50051
+# A capped heap keeps memory predictable (see README, Operations).
+ENV NODE_OPTIONS=--max-old-space-size=256
 EXPOSE 50051
 USER node
 CMD ["node", "--require", "tsx/cjs", "server/src/main.ts"]
