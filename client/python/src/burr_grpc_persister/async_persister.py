@@ -170,6 +170,6 @@ class AsyncGrpcStatePersister(AsyncBaseStatePersister, BaseCopyable):
                 return await send(self._current_stub())
             except grpc.RpcError as error:
                 if error.code() != grpc.StatusCode.UNAVAILABLE or attempt >= attempts:
-                    raise error_from_rpc(error, call, self.settings.target, attempt) from error
+                    raise error_from_rpc(error, call, self.settings, attempt) from error
             await asyncio.sleep(self.settings.backoff_seconds(attempt))
             attempt += 1

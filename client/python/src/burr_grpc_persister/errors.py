@@ -7,7 +7,11 @@ situation (a duplicate save is a ``ValueError`` in Burr's Redis persister, a mis
 
 from __future__ import annotations
 
+import re
+
 import grpc
+
+from .settings import ConnectionSettings
 
 
 class PersisterError(Exception):
@@ -62,13 +66,14 @@ class DeadlineExceededError(PersisterError, TimeoutError):
 
 
 class AuthenticationError(PersisterError, PermissionError):
-    """The server wants credentials it did not get: a missing or wrong bearer token."""
+    """The server wants a bearer token it did not get, or does not know the one sent."""
 
     code = grpc.StatusCode.UNAUTHENTICATED
 
 
 class PermissionDeniedError(PersisterError, PermissionError):
-    """The credentials are valid but may not do this (a read-only token, another partition)."""
+    """The token is valid but may not do this: a partition outside its scope, or a save
+    (or initialize) with a read-only token. The message names the token and the partition."""
 
     code = grpc.StatusCode.PERMISSION_DENIED
 
@@ -88,13 +93,43 @@ _by_code = {
 }
 
 
-def error_from_rpc(error: grpc.RpcError, call: str, target: str, attempts: int) -> PersisterError:
+#: What to change when the server refuses the caller; the server's own text says why.
+_remedies = {
+    grpc.StatusCode.UNAUTHENTICATED: "check the persister's token setting",
+    grpc.StatusCode.PERMISSION_DENIED: "the token's partitions and access are set in the server's auth file",
+}
+
+
+def error_from_rpc(
+    error: grpc.RpcError, call: str, settings: ConnectionSettings, attempts: int
+) -> PersisterError:
     """The exception for a failed call: what was called, where, and what the server said."""
-    code = error.code()
+    code, target = error.code(), settings.target
     details = error.details() or code.name
     if code == grpc.StatusCode.UNAVAILABLE:
         tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
         message = f"{call}: the Burr state persister at {target} is unavailable ({tries}): {details}"
+        if settings.uses_tls and _TLS_FAILURE.search(details):
+            message += f" ({_tls_remedy(settings)})"
+    elif code in _remedies:
+        message = f"{call} was refused by {target}: {details} ({code.name}; {_remedies[code]})"
     else:
         message = f"{call} failed at {target}: {details} ({code.name})"
     return _by_code.get(code, PersisterError)(message, code)
+
+
+#: How gRPC's UNAVAILABLE details look when the TLS handshake, not the network, failed.
+_TLS_FAILURE = re.compile(r"ssl|tsi_|handshake|certificate", re.IGNORECASE)
+
+
+def _tls_remedy(settings: ConnectionSettings) -> str:
+    # gRPC reports a server's refusal of the client certificate only as a broken connection.
+    if settings.certificate_chain is None:
+        return (
+            "the TLS connection failed and no client certificate was sent: if the server requires "
+            "mutual TLS, set certificate_chain and private_key; else check root_certificates"
+        )
+    return (
+        "the TLS connection failed: check that root_certificates holds the server's CA and that "
+        "the server's client CA signed certificate_chain"
+    )

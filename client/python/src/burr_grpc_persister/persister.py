@@ -172,6 +172,6 @@ class GrpcStatePersister(BaseStatePersister, BaseCopyable):
                 return send(self._current_stub())
             except grpc.RpcError as error:
                 if error.code() != grpc.StatusCode.UNAVAILABLE or attempt >= attempts:
-                    raise error_from_rpc(error, call, self.settings.target, attempt) from error
+                    raise error_from_rpc(error, call, self.settings, attempt) from error
             time.sleep(self.settings.backoff_seconds(attempt))
             attempt += 1

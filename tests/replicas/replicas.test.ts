@@ -1,0 +1,8 @@
+import { postgresStore } from "../support/postgres-store";
+import { redisStore } from "../support/redis-store";
+import { sqliteStore } from "../support/stores";
+import { replicaSuite } from "./suite";
+
+replicaSuite("SQLite", sqliteStore);
+replicaSuite("PostgreSQL", () => postgresStore());
+replicaSuite("Redis", () => redisStore());
