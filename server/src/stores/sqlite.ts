@@ -58,7 +58,7 @@ const toStored = (row: Row | undefined): StoredRow | null =>
 const isSqliteError = (error: unknown, code: string) =>
   // By name, not instanceof: under jest each test file loads its own copy of the JS class, while
   // the native addon keeps throwing the first one.
-  error instanceof Error && error.name === "SqliteError" && String((error as { code?: unknown }).code).startsWith(code);
+  (error as { name?: unknown } | null)?.name === "SqliteError" && String((error as { code?: unknown }).code).startsWith(code);
 
 /** Every statement the store runs (the query-plan test EXPLAINs these very strings). */
 export function sqliteQueries(t: string) {
