@@ -1,0 +1,145 @@
+/**
+ * MongoDB stores for the suites: collections of their own in the test database (FerretDB on
+ * loopback here, started by `.ci/services.sh up`), dropped when the suite is done.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { MongoClient } from "mongodb";
+import { parseMongoUrl } from "../../server/src/stores/mongo";
+import type { StoreUnderTest } from "./subjects";
+
+export const mongoUrl = process.env.BURR_TEST_MONGO_URL ?? "mongodb://127.0.0.1:57017/burr";
+
+/**
+ * The URL the suites' stores use on the shared database. FerretDB, the test server here, scans
+ * the whole collection for every query (docs/mongo.md): once the conformance suite has stored
+ * its 10,000 apps and 24 MiB of big states, a load takes seconds, and every other suite's calls
+ * wait behind those scans. So the stores allow more than the 5 s default socket timeout.
+ */
+export const sharedStoreUrl = /sockettimeoutms=/i.test(mongoUrl) ? mongoUrl : `${mongoUrl}${mongoUrl.includes("?") ? "&" : "?"}socketTimeoutMS=30000`;
+
+let collectionCounter = 0;
+
+/** A collection name no other suite or run uses. */
+export function uniqueCollection(label: string): string {
+  return `t_${label}_${process.pid}_${++collectionCounter}_${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** The store URL for one collection. */
+export function withCollection(url: string, collection: string): string {
+  return `${url}${url.includes("?") ? "&" : "?"}collection=${collection}`;
+}
+
+/** A plain client, for looking behind the store's back and cleaning up. */
+export async function connectAdmin(url: string = mongoUrl): Promise<MongoClient> {
+  return new MongoClient(url, { serverSelectionTimeoutMS: 5_000 }).connect();
+}
+
+/** Drops each store's collections: the states and their `_apps` and `_meta` companions. */
+export async function dropStores(collections: string[], url: string = mongoUrl): Promise<void> {
+  const client = await connectAdmin(url);
+  try {
+    const db = client.db(parseMongoUrl(url).database);
+    const existing = new Set((await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name));
+    for (const name of collections.flatMap((c) => [c, `${c}_apps`, `${c}_meta`])) {
+      if (existing.has(name)) await db.dropCollection(name);
+    }
+  } finally {
+    await client.close();
+  }
+}
+
+export function mongoStore(baseUrl: string = sharedStoreUrl): StoreUnderTest {
+  const collections: string[] = [];
+  const urlWithNewCollection = (label: string) => {
+    const collection = uniqueCollection(label);
+    collections.push(collection);
+    return withCollection(baseUrl, collection);
+  };
+  return {
+    url: urlWithNewCollection("suite"),
+    freshUrl: () => urlWithNewCollection("fresh"),
+    cleanup: () => dropStores(collections, baseUrl),
+  };
+}
+
+/** A loopback port nobody listens on right now. */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** The FerretDB binary `.ci/services.sh` builds (BURR_FERRETDB_BIN names another). */
+export function ferretDbBinary(): string {
+  const candidates = [process.env.BURR_FERRETDB_BIN, "/var/tmp/burr-ci/bin/ferretdb", path.join(os.homedir(), "go/bin/ferretdb")];
+  const found = candidates.find((candidate) => candidate && fs.existsSync(candidate));
+  if (!found) throw new Error(`no ferretdb binary: run .ci/services.sh up, or set BURR_FERRETDB_BIN (looked at ${candidates.filter(Boolean).join(", ")})`);
+  return found;
+}
+
+/** A FerretDB of the test's own (SQLite files under `dir`), which the test may kill and start again. */
+export interface PrivateFerretDb {
+  port: number;
+  /** mongodb://127.0.0.1:<port>/burr */
+  url: string;
+  child: ChildProcess;
+  /** SIGKILL, resolved once the process is gone. */
+  kill(): Promise<void>;
+}
+
+const canConnect = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+
+export async function startPrivateFerretDb(port: number, dir: string): Promise<PrivateFerretDb> {
+  for (const sub of ["data", "state"]) fs.mkdirSync(path.join(dir, sub), { recursive: true });
+  const child = spawn(
+    ferretDbBinary(),
+    [
+      "--handler=sqlite",
+      `--sqlite-url=file:${path.join(dir, "data")}/`,
+      `--state-dir=${path.join(dir, "state")}`,
+      `--listen-addr=127.0.0.1:${port}`,
+      "--debug-addr=-",
+      "--telemetry=disable",
+      "--log-level=warn",
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  // Keep the log's tail for failure messages; reading it also keeps the pipes from filling up.
+  let log = "";
+  const keepTail = (data: Buffer) => (log = (log + data.toString()).slice(-4000));
+  child.stdout!.on("data", keepTail);
+  child.stderr!.on("data", keepTail);
+  const deadline = Date.now() + 30_000;
+  while (!(await canConnect(port))) {
+    if (child.exitCode !== null) throw new Error(`ferretdb on port ${port} exited with ${child.exitCode}:\n${log}`);
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`ferretdb on port ${port} did not accept connections within 30 s:\n${log}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return {
+    port,
+    url: `mongodb://127.0.0.1:${port}/burr`,
+    child,
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      await exited;
+    },
+  };
+}
