@@ -6,8 +6,9 @@
  * `write_seq` (the rowid, AUTOINCREMENT so never reused) is the store's monotonic write order.
  */
 import Database from "better-sqlite3";
+import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 import type { AppIdCursor, Backend, StoredRow, SyncBackend } from "../../../core/backend";
-import { duplicate, notInitialized, unavailable } from "../../../core/errors";
+import { PersisterError, duplicate, notInitialized, unavailable, type Code } from "../../../core/errors";
 import type { Status } from "../../../core/persister";
 import type { LoadKey, SaveRow } from "../../../core/validation";
 import { checkIdentifier } from "./sql-names";
@@ -86,7 +87,7 @@ export class SqliteSyncBackend implements SyncBackend {
   private readonly table: string;
   private statements: ReturnType<SqliteSyncBackend["prepare"]> | null = null;
 
-  constructor(options: SqliteOptions) {
+  constructor(readonly options: SqliteOptions) {
     this.table = checkIdentifier("table name", options.table ?? "burr_state");
     try {
       this.db = new Database(options.path);
@@ -145,8 +146,9 @@ export class SqliteSyncBackend implements SyncBackend {
       step: this.db.prepare(sql.step),
       appLatest: this.db.prepare(sql.appLatest),
       partitionLatest: this.db.prepare(sql.partitionLatest),
-      firstApps: this.db.prepare(sql.firstApps),
-      nextApps: this.db.prepare(sql.nextApps),
+      // Rows as [app_id, last_write] arrays: a listing reads 100,000s of them, and arrays are cheaper than objects.
+      firstApps: this.db.prepare(sql.firstApps).raw(),
+      nextApps: this.db.prepare(sql.nextApps).raw(),
     };
   }
 
@@ -225,10 +227,10 @@ export class SqliteSyncBackend implements SyncBackend {
         after === null
           ? this.sql.firstApps.all(partitionKey, pageSize)
           : this.sql.nextApps.all(partitionKey, after as number, pageSize)
-      ) as Array<{ app_id: string; last_write: number }>;
+      ) as Array<[appId: string, lastWrite: number]>;
       return {
-        ids: rows.map((row) => row.app_id),
-        next: rows.length === pageSize ? rows[rows.length - 1]!.last_write : null,
+        ids: rows.map(([appId]) => appId),
+        next: rows.length === pageSize ? rows[rows.length - 1]![1] : null,
       };
     });
   }
@@ -238,15 +240,110 @@ export class SqliteSyncBackend implements SyncBackend {
   }
 }
 
+/** A save's outcome as it crosses from the writer thread: when it was stored, or what to throw. */
+type WriteOutcome = { at: number } | { code: Code; message: string } | { failure: string };
+
+function toOutcome(result: Date | Error): WriteOutcome {
+  if (result instanceof Date) return { at: result.getTime() };
+  if (result instanceof PersisterError) return { code: result.code, message: result.message };
+  return { failure: result.message };
+}
+
+function fromOutcome(outcome: WriteOutcome): Date | Error {
+  if ("at" in outcome) return new Date(outcome.at);
+  if ("code" in outcome) return new PersisterError(outcome.code, outcome.message);
+  return new Error(outcome.failure);
+}
+
+/** Marks the worker this module starts for itself (see the end of the file). */
+const writerRole = "burr-sqlite-writer";
+
 /**
- * The same store for async callers (the server). Saves that arrive while one is being written
- * are committed together in one transaction: one fsync for many concurrent saves.
+ * A thread that commits batches of saves on a connection of its own, so that the commit's
+ * fsync (and SQLite's WAL checkpoints, which run on commit) never block the event loop that
+ * serves every other call. Reads stay on the caller's connection: WAL lets them run while a
+ * commit is in flight, and a save is answered only once its commit is done, so a load that
+ * follows it sees it.
+ */
+class WriterThread {
+  private worker: Worker | null = null;
+  private inFlight: { resolve: (outcomes: WriteOutcome[]) => void; reject: (error: unknown) => void } | null = null;
+
+  constructor(private readonly options: SqliteOptions) {}
+
+  private start(): Worker {
+    // Under tsx or ts-jest this module is TypeScript: the thread needs the same loader.
+    const worker = new Worker(__filename, {
+      workerData: { role: writerRole, options: this.options },
+      execArgv: __filename.endsWith(".ts") ? ["--require", "tsx/cjs"] : [],
+    });
+    worker.on("message", (outcomes: WriteOutcome[]) => {
+      const waiting = this.inFlight;
+      this.inFlight = null;
+      worker.unref();
+      waiting?.resolve(outcomes);
+    });
+    const lost = (error: unknown) => {
+      if (this.worker === worker) this.worker = null;
+      const waiting = this.inFlight;
+      this.inFlight = null;
+      waiting?.reject(unavailable("the SQLite writer thread", error));
+    };
+    worker.on("error", lost);
+    worker.on("exit", (code) => lost(new Error(`it exited with code ${code}`)));
+    return worker;
+  }
+
+  /** Commits the rows in one transaction; one batch at a time. */
+  write(rows: SaveRow[]): Promise<WriteOutcome[]> {
+    return new Promise((resolve, reject) => {
+      this.worker ??= this.start();
+      this.inFlight = { resolve, reject };
+      // Referenced only while a batch is out, so an idle store never keeps the process alive.
+      this.worker.ref();
+      this.worker.postMessage(rows);
+    });
+  }
+
+  async close(): Promise<void> {
+    const worker = this.worker;
+    this.worker = null;
+    await worker?.terminate();
+  }
+}
+
+/** The writer thread's side: saves each batch it is sent with the blocking store, answers outcomes. */
+function serveWrites(options: SqliteOptions): void {
+  const store = new SqliteSyncBackend(options);
+  parentPort!.on("message", (rows: SaveRow[]) => {
+    let outcomes: WriteOutcome[];
+    try {
+      outcomes = store.saveMany(rows).map(toOutcome);
+    } catch (error) {
+      const outcome = toOutcome(error instanceof Error ? error : new Error(String(error)));
+      outcomes = rows.map(() => outcome);
+    }
+    parentPort!.postMessage(outcomes);
+  });
+}
+
+/**
+ * The same store for async callers (the server). Saves that arrive while a batch is being
+ * committed are committed together next, in one transaction: one fsync for many concurrent
+ * saves. A file store commits on its writer thread; an in-memory one (which a second
+ * connection cannot open) commits on this thread.
  */
 export class SqliteBackend implements Backend {
   readonly kind = "sqlite";
   private pending: Array<{ row: SaveRow; resolve: (date: Date) => void; reject: (error: unknown) => void }> = [];
+  private flushing: Promise<void> | null = null;
+  private readonly writer: WriterThread | null;
 
-  constructor(readonly sync: SqliteSyncBackend) {}
+  constructor(readonly sync: SqliteSyncBackend) {
+    const path = sync.options.path;
+    const inMemory = path === "" || path === ":memory:" || path.startsWith("file::memory:") || /[?&]mode=memory\b/.test(path);
+    this.writer = inMemory ? null : new WriterThread(sync.options);
+  }
 
   async initialize() {
     this.sync.initialize();
@@ -258,26 +355,36 @@ export class SqliteBackend implements Backend {
 
   save(row: SaveRow): Promise<Date> {
     return new Promise((resolve, reject) => {
-      if (this.pending.push({ row, resolve, reject }) === 1) setImmediate(() => this.flush());
+      this.pending.push({ row, resolve, reject });
+      this.flushing ??= this.flush();
     });
   }
 
-  private flush() {
-    const batch = this.pending;
-    this.pending = [];
-    try {
-      const results = batch.length === 1 ? [this.attempt(batch[0]!.row)] : this.sync.saveMany(batch.map((item) => item.row));
+  /** Commits what is pending, batch after batch, until nothing is left. */
+  private async flush(): Promise<void> {
+    // One turn of the event loop first, so the saves decoded in this turn join the batch.
+    await new Promise((resolve) => setImmediate(resolve));
+    while (this.pending.length > 0) {
+      const batch = this.pending;
+      this.pending = [];
+      let results: Array<Date | Error>;
+      try {
+        const rows = batch.map((item) => item.row);
+        results = this.writer ? (await this.writer.write(rows)).map(fromOutcome) : this.saveHere(rows);
+      } catch (error) {
+        results = batch.map(() => error as Error);
+      }
       results.forEach((result, i) => (result instanceof Error ? batch[i]!.reject(result) : batch[i]!.resolve(result)));
-    } catch (error) {
-      for (const item of batch) item.reject(error);
     }
+    this.flushing = null;
   }
 
-  private attempt(row: SaveRow): Date | Error {
+  private saveHere(rows: SaveRow[]): Array<Date | Error> {
+    if (rows.length > 1) return this.sync.saveMany(rows);
     try {
-      return this.sync.save(row);
+      return [this.sync.save(rows[0]!)];
     } catch (error) {
-      return error as Error;
+      return [error as Error];
     }
   }
 
@@ -294,7 +401,14 @@ export class SqliteBackend implements Backend {
     } while (cursor !== null);
   }
 
+  /** Saves already accepted are committed first. */
   async close() {
+    while (this.flushing) await this.flushing;
+    await this.writer?.close();
     this.sync.close();
   }
+}
+
+if (!isMainThread && (workerData as { role?: string } | null)?.role === writerRole) {
+  serveWrites((workerData as { options: SqliteOptions }).options);
 }
