@@ -1,0 +1,75 @@
+/**
+ * The gRPC ceiling: the StatePersister service on the same grpc-js server stack and message
+ * definition as the real server (core/grpc-definition.ts), answering from memory without any
+ * store. A Load answers a state of --state-bytes, a listing streams --list-ids ids in the
+ * server's chunk size, so requests and responses have the sizes the real calls have.
+ *
+ *   tsx bench/noop-server.ts --listen 127.0.0.1:0 --state-bytes 2048 --list-ids 2500
+ */
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import * as grpc from "@grpc/grpc-js";
+import { parseArgs } from "node:util";
+import { serviceDefinition } from "../core/grpc-definition";
+import {
+  ListAppIdsResponseSchema,
+  LoadResponseSchema,
+  PersistedStateSchema,
+  SaveResponseSchema,
+  StatePersister,
+  Status,
+} from "../gen/ts/burr/state/v1/state_persister_pb";
+import { appId, partitionFor, stateOf } from "./lib/workload";
+
+/** The real server's page size for listings (core/guard.ts), so chunks are alike. */
+const chunkIds = 1000;
+const maxMessageBytes = 16 * 1024 * 1024;
+
+const { values } = parseArgs({
+  options: { listen: { type: "string" }, "state-bytes": { type: "string" }, "list-ids": { type: "string" } },
+});
+const stateBytes = Number(values["state-bytes"] ?? 2048);
+const listIds = Number(values["list-ids"] ?? 1000);
+
+const loaded = create(LoadResponseSchema, {
+  persistedState: create(PersistedStateSchema, {
+    partitionKey: partitionFor(stateBytes),
+    appId: appId(0),
+    sequenceId: 3n,
+    position: "step-3",
+    state: stateOf(stateBytes),
+    status: Status.COMPLETED,
+    createdAt: timestampFromDate(new Date()),
+  }),
+});
+const chunks = Array.from({ length: Math.ceil(listIds / chunkIds) }, (_, chunk) =>
+  create(ListAppIdsResponseSchema, {
+    appIds: Array.from({ length: Math.min(chunkIds, listIds - chunk * chunkIds) }, (_, i) => appId(chunk * chunkIds + i)),
+  }),
+);
+
+const implementation: grpc.UntypedServiceImplementation = {
+  initialize: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<object>) => callback(null, {}),
+  isInitialized: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<object>) => callback(null, { initialized: true }),
+  save: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<object>) =>
+    callback(null, create(SaveResponseSchema, { createdAt: timestampFromDate(new Date()) })),
+  load: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<object>) => callback(null, loaded),
+  listAppIds: async (call: grpc.ServerWritableStream<unknown, object>) => {
+    for (const chunk of chunks) {
+      if (call.cancelled) return;
+      if (!call.write(chunk)) await new Promise((resolve) => call.once("drain", resolve).once("cancelled", resolve));
+    }
+    call.end();
+  },
+};
+
+const server = new grpc.Server({ "grpc.max_receive_message_length": maxMessageBytes, "grpc.max_send_message_length": maxMessageBytes });
+server.addService(serviceDefinition(StatePersister), implementation);
+server.bindAsync(values.listen ?? "127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, port) => {
+  if (error) {
+    process.stderr.write(`${JSON.stringify({ event: "start_failed", cause: error.message })}\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`${JSON.stringify({ event: "started", port, stateBytes, listIds })}\n`);
+});
+process.once("SIGTERM", () => server.tryShutdown(() => process.exit(0)));

@@ -1,0 +1,551 @@
+/**
+ * `npm run bench`: every operation, through the async client against a server child process,
+ * per backend, state size and concurrency, each row measured side by side with its two
+ * ceilings: the same calls against a no-op server (gRPC ceiling) and the same database
+ * operations done directly by the driver (database ceiling, see lib/ceilings.ts).
+ *
+ *   npm run bench                       full run (about 6 minutes on 2 cores), writes bench/results/
+ *   npm run bench -- --smoke            tiny run for CI (under a minute), writes nothing
+ *   npm run bench -- --backends sqlite --ops save,load-latest --sizes 2048 --concurrency 64 --profile
+ *
+ * Options: --backends a,b  --ops a,b  --sizes BYTES,..  --concurrency N,..  --warmup-ms N
+ * --measure-ms N  --client-processes N (split the calls in flight over N client processes)
+ * --sqlite-synchronous full|normal  --postgres-pool N  --sync-calls N  --target-rounds N (rounds
+ * of the rows a target applies to; the round with the median ratio is reported)
+ * --backend-budget-s N (a backend's remaining rows are left out once it has run this long)  --profile (V8 CPU
+ * profiles of the server children into bench/results/profiles/)  --out DIR (write results;
+ * the default full run writes to bench/results, smoke and filtered runs only print).
+ * A backend that cannot start (its module still UNIMPLEMENTED, its database unreachable) is
+ * reported as skipped with the reason; the run goes on with the others.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { GrpcStatePersister } from "../client/src/grpc-persister";
+import { SyncGrpcStatePersister } from "../client/src/sync-persister";
+import { rawCodec } from "../core/codec";
+import { backendNames, benchBackend, type BenchBackend } from "./lib/backends";
+import { openCeiling, type BackendName } from "./lib/ceilings";
+import { ChildExited, repoRoot, startChildServer, type ChildServer } from "./lib/children";
+import { JobRunner, openSurface, type Job, type Target } from "./lib/jobs";
+import type { Summary, Timing } from "./lib/load";
+import { formatBytes, formatMs, formatRate, formatRatio, machine, machineLine, markdownTable, type Machine } from "./lib/report";
+import {
+  appId,
+  fixtureRows,
+  listFixtureRows,
+  listStateBytes,
+  operationLabels,
+  operations,
+  partitionFor,
+  saveAll,
+  sizeIndependent,
+  stateOf,
+  type Fixture,
+  type Operation,
+} from "./lib/workload";
+
+interface Options {
+  smoke: boolean;
+  backends: BackendName[];
+  operations: Operation[];
+  sizes: number[];
+  concurrencies: number[];
+  timing: Timing;
+  clientProcesses: number;
+  sqliteSynchronous: "full" | "normal";
+  postgresPool: number;
+  syncCalls: number;
+  /** Rounds of each row a target applies to (the median round is reported). */
+  targetRounds: number;
+  /** Once a backend has taken this long, its remaining rows are not measured (a store too slow to finish). */
+  backendBudgetMs: number;
+  profileDir?: string;
+  outDir?: string;
+}
+
+const list = (text: string | undefined) => text?.split(",").map((item) => item.trim()).filter(Boolean);
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      smoke: { type: "boolean" },
+      backends: { type: "string" },
+      ops: { type: "string" },
+      sizes: { type: "string" },
+      concurrency: { type: "string" },
+      "warmup-ms": { type: "string" },
+      "measure-ms": { type: "string" },
+      "client-processes": { type: "string" },
+      "sqlite-synchronous": { type: "string" },
+      "postgres-pool": { type: "string" },
+      "sync-calls": { type: "string" },
+      "target-rounds": { type: "string" },
+      "backend-budget-s": { type: "string" },
+      profile: { type: "boolean" },
+      out: { type: "string" },
+    },
+  });
+  const smoke = values.smoke ?? false;
+  const backends = (list(values.backends) ?? backendNames) as BackendName[];
+  for (const name of backends) if (!backendNames.includes(name)) throw new Error(`unknown backend ${name}: use ${backendNames.join(", ")}`);
+  const ops = (list(values.ops) ?? operations) as Operation[];
+  for (const op of ops) if (!operations.includes(op)) throw new Error(`unknown operation ${op}: use ${operations.join(", ")}`);
+  const synchronous = values["sqlite-synchronous"] ?? "full";
+  if (synchronous !== "full" && synchronous !== "normal") throw new Error("--sqlite-synchronous is full or normal");
+  const filtered = [values.backends, values.ops, values.sizes, values.concurrency].some((value) => value !== undefined);
+  const stamp = new Date().toISOString().slice(0, 19).replaceAll(":", "");
+  return {
+    smoke,
+    backends,
+    operations: ops,
+    sizes: list(values.sizes)?.map(Number) ?? (smoke ? [2048] : [2048, 256 * 1024]),
+    // The smoke run only proves the bench works: 8 in flight keep a slow store (FerretDB) within the minute.
+    concurrencies: list(values.concurrency)?.map(Number) ?? (smoke ? [1, 8] : [1, 64]),
+    timing: {
+      warmupMs: Number(values["warmup-ms"] ?? (smoke ? 50 : 300)),
+      measureMs: Number(values["measure-ms"] ?? (smoke ? 100 : 1000)),
+    },
+    clientProcesses: Number(values["client-processes"] ?? 1),
+    sqliteSynchronous: synchronous,
+    postgresPool: Number(values["postgres-pool"] ?? 10),
+    syncCalls: Number(values["sync-calls"] ?? (smoke ? 100 : 2000)),
+    targetRounds: Number(values["target-rounds"] ?? (smoke ? 1 : 3)),
+    backendBudgetMs: 1000 * Number(values["backend-budget-s"] ?? (smoke ? 20 : 150)),
+    profileDir: values.profile ? path.join(repoRoot, "bench/results/profiles", stamp) : undefined,
+    outDir: values.out ?? (smoke || filtered ? undefined : path.join(repoRoot, "bench/results")),
+  };
+}
+
+/** Smaller fixtures for large states keep the preload short; listings always cover several chunks. */
+const fixtureFor = (options: Options, stateBytes: number): Fixture =>
+  options.smoke ? { apps: 20, steps: 2, listApps: 50 } : stateBytes > 64 * 1024 ? { apps: 100, steps: 2, listApps: 2500 } : { apps: 500, steps: 4, listApps: 2500 };
+
+interface Row {
+  kind: "row";
+  backend: BackendName;
+  operation: Operation;
+  /** null for operations that never read a state (listing). */
+  stateBytes: number | null;
+  concurrency: number;
+  clientProcesses: number;
+  server: Summary;
+  grpcCeiling: Summary;
+  dbCeiling: Summary | null;
+  grpcRatio: number;
+  dbRatio: number | null;
+  /** Every round's rates, when the row was measured more than once. */
+  rounds: Array<{ opsPerSec: number; grpcCeilingOpsPerSec: number; dbCeilingOpsPerSec: number | null }>;
+  target: { of: "grpc" | "db"; atLeast: number; met: boolean } | null;
+}
+
+interface Round {
+  measured: Summary;
+  grpcCeiling: Summary;
+  dbCeiling: Summary | null;
+  grpcRatio: number;
+  dbRatio: number | null;
+}
+
+interface Skipped {
+  /** skipped: the backend could not run at all; unmeasured: some of its rows were left out. */
+  kind: "skipped" | "unmeasured";
+  backend: BackendName;
+  reason: string;
+}
+
+interface SyncRow {
+  kind: "sync-client";
+  backend: BackendName;
+  operation: Operation;
+  stateBytes: number;
+  calls: number;
+  asyncMeanMs: number;
+  syncMeanMs: number;
+  asyncP50Ms: number;
+  syncP50Ms: number;
+  overheadMs: number;
+  met: boolean;
+}
+
+type Line = Row | Skipped | SyncRow;
+
+/** The issue's targets: Save and Load at 64 in flight with 2 KiB states. */
+function targetFor(backend: BackendName, operation: Operation, stateBytes: number | null, concurrency: number) {
+  if (stateBytes !== 2048 || concurrency !== 64 || operation === "list-app-ids") return null;
+  return backend === "sqlite" ? { of: "grpc" as const, atLeast: 0.75 } : { of: "db" as const, atLeast: 1.0 };
+}
+
+const syncOverheadTarget = 0.2;
+
+class Bench {
+  private readonly runner: JobRunner;
+  private readonly noopServers = new Map<number, Promise<ChildServer>>();
+  private readonly runId = `${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+  private jobs = 0;
+  /** What an interrupted run must still stop and drop. */
+  private current: { server: ChildServer | null; backend: BenchBackend } | null = null;
+  readonly lines: Line[] = [];
+
+  constructor(private readonly options: Options) {
+    this.runner = new JobRunner(options.clientProcesses);
+  }
+
+  private noopServer(stateBytes: number): Promise<ChildServer> {
+    let server = this.noopServers.get(stateBytes);
+    if (!server) {
+      const listIds = fixtureFor(this.options, stateBytes).listApps;
+      server = startChildServer("bench/noop-server.ts", ["--state-bytes", String(stateBytes), "--list-ids", String(listIds)]);
+      this.noopServers.set(stateBytes, server);
+    }
+    return server;
+  }
+
+  private measure(target: Target, operation: Operation, stateBytes: number, concurrency: number): Promise<Summary> {
+    const job: Job = {
+      target,
+      operation,
+      stateBytes,
+      concurrency,
+      timing: this.options.timing,
+      fixture: fixtureFor(this.options, stateBytes),
+      tag: `${this.runId}-${++this.jobs}`,
+      process: 0,
+    };
+    return this.runner.run(job);
+  }
+
+  private emit(line: Line) {
+    this.lines.push(line);
+    console.log(progressLine(line));
+  }
+
+  async runBackend(name: BackendName): Promise<void> {
+    const started = performance.now();
+    const backend = benchBackend(name, this.runId, this.options);
+    let server: ChildServer | null = null;
+    this.current = { server, backend };
+    try {
+      try {
+        server = await startChildServer("server/src/main.ts", ["--store", backend.storeUrl, "--init"], {
+          cpuProfDir: this.options.profileDir && path.join(this.options.profileDir, name),
+        });
+        this.current.server = server;
+        await this.preload({ kind: "server", address: server.address });
+      } catch (error) {
+        this.emit({ kind: "skipped", backend: name, reason: error instanceof ChildExited ? error.reason : errorText(error) });
+        return;
+      }
+      const ceilingFailure = await this.preloadCeiling(backend);
+      if (ceilingFailure) console.log(`${name}: the database ceiling is unavailable: ${ceilingFailure}`);
+      const left: string[] = [];
+      for (const [index, stateBytes] of this.options.sizes.entries()) {
+        for (const operation of this.options.operations) {
+          if (sizeIndependent.has(operation) && index > 0) continue;
+          for (const concurrency of this.options.concurrencies) {
+            if (performance.now() - started > this.options.backendBudgetMs) {
+              left.push(`${operation} ${sizeIndependent.has(operation) ? "" : `${formatBytes(stateBytes)} `}x${concurrency}`);
+              continue;
+            }
+            this.emit(await this.measureRow(backend, server.address, ceilingFailure === null, operation, stateBytes, concurrency));
+          }
+        }
+      }
+      if (left.length > 0) {
+        this.emit({ kind: "unmeasured", backend: name, reason: `its ${this.options.backendBudgetMs / 1000} s budget ran out before ${left.join(", ")}` });
+      }
+      if (name === "sqlite") await this.syncClientRows(server.address);
+      console.log(`${name}: ${((performance.now() - started) / 1000).toFixed(0)} s`);
+    } finally {
+      this.current = null;
+      await server?.stop();
+      await backend.drop().catch((error: unknown) => console.log(`${name}: could not drop the bench data: ${errorText(error)}`));
+    }
+  }
+
+  /** On SIGINT/SIGTERM: stop the servers and drop the data of the backend being measured. */
+  async abort(): Promise<void> {
+    const current = this.current;
+    this.current = null;
+    await current?.server?.stop();
+    await current?.backend.drop().catch(() => {});
+    await this.close();
+  }
+
+  /** One row: the server, then its gRPC ceiling, then its database ceiling, in as many rounds as its target asks. */
+  private async measureRow(backend: BenchBackend, address: string, withCeiling: boolean, operation: Operation, stateBytes: number, concurrency: number): Promise<Row> {
+    const bytes = sizeIndependent.has(operation) ? listStateBytes : stateBytes;
+    const shownBytes = sizeIndependent.has(operation) ? null : bytes;
+    const goal = targetFor(backend.name, operation, shownBytes, concurrency);
+    const noopAddress = (await this.noopServer(bytes)).address;
+    const rounds: Round[] = [];
+    for (let round = 0; round < (goal ? this.options.targetRounds : 1); round++) {
+      const measured = await this.measure({ kind: "server", address }, operation, bytes, concurrency);
+      const grpcCeiling = await this.measure({ kind: "server", address: noopAddress }, operation, bytes, concurrency);
+      const dbCeiling = withCeiling ? await this.measure({ kind: "ceiling", spec: backend.ceiling }, operation, bytes, concurrency) : null;
+      rounds.push({
+        measured,
+        grpcCeiling,
+        dbCeiling,
+        grpcRatio: measured.opsPerSec / grpcCeiling.opsPerSec,
+        dbRatio: dbCeiling ? measured.opsPerSec / dbCeiling.opsPerSec : null,
+      });
+    }
+    // On a noisy machine one round can be an outlier: the row is the round with the median ratio
+    // (without a database ceiling, a database target counts as missed).
+    const ratioOf = (round: Round) => (goal?.of === "db" ? (round.dbRatio ?? 0) : round.grpcRatio);
+    const chosen = [...rounds].sort((a, b) => ratioOf(a) - ratioOf(b))[Math.floor(rounds.length / 2)]!;
+    const achieved = ratioOf(chosen);
+    return {
+      kind: "row",
+      backend: backend.name,
+      operation,
+      stateBytes: shownBytes,
+      concurrency,
+      clientProcesses: concurrency >= this.options.clientProcesses ? this.options.clientProcesses : 1,
+      server: chosen.measured,
+      grpcCeiling: chosen.grpcCeiling,
+      dbCeiling: chosen.dbCeiling,
+      grpcRatio: chosen.grpcRatio,
+      dbRatio: chosen.dbRatio,
+      rounds: rounds.map((round) => ({
+        opsPerSec: round.measured.opsPerSec,
+        grpcCeilingOpsPerSec: round.grpcCeiling.opsPerSec,
+        dbCeilingOpsPerSec: round.dbCeiling?.opsPerSec ?? null,
+      })),
+      target: goal && { ...goal, met: achieved >= goal.atLeast && chosen.measured.errors === 0 },
+    };
+  }
+
+  private async preload(target: Target): Promise<void> {
+    const surface = await openSurface(target);
+    try {
+      for (const stateBytes of this.options.sizes) await saveAll(surface, fixtureRows(fixtureFor(this.options, stateBytes), stateBytes));
+      if (this.options.operations.includes("list-app-ids")) await saveAll(surface, listFixtureRows(fixtureFor(this.options, listStateBytes)));
+    } finally {
+      await surface.close();
+    }
+  }
+
+  /** Sets up and fills the ceiling's own data; the failure's text if it cannot. */
+  private async preloadCeiling(backend: BenchBackend): Promise<string | null> {
+    try {
+      const ceiling = await openCeiling(backend.ceiling);
+      try {
+        await ceiling.setup();
+        for (const stateBytes of this.options.sizes) await ceiling.preload(fixtureRows(fixtureFor(this.options, stateBytes), stateBytes));
+        if (this.options.operations.includes("list-app-ids")) await ceiling.preload(listFixtureRows(fixtureFor(this.options, listStateBytes)));
+      } finally {
+        await ceiling.close();
+      }
+      return null;
+    } catch (error) {
+      return errorText(error);
+    }
+  }
+
+  /**
+   * The synchronous client's cost per call over the async one: the same sequential calls in
+   * rounds of a block of each, in alternating order; the overhead is the median over rounds of
+   * the difference of the blocks' medians, so that a noisy moment falls on both clients alike.
+   */
+  private async syncClientRows(address: string): Promise<void> {
+    const stateBytes = 2048;
+    const fixture = fixtureFor(this.options, stateBytes);
+    const partitionKey = partitionFor(stateBytes);
+    const asyncClient = new GrpcStatePersister({ address, codec: rawCodec });
+    const syncClient = new SyncGrpcStatePersister({ address, codec: rawCodec });
+    const state = stateOf(stateBytes, 7);
+    const app = (client: string) => `sync-${this.runId}-${client}`;
+    const randomApp = () => appId(Math.floor(Math.random() * fixture.apps));
+    const sequence = { async: 0, sync: 0 };
+    const calls: Record<"save" | "load-latest", { async: () => Promise<unknown>; sync: () => unknown }> = {
+      save: {
+        async: () => asyncClient.save({ partitionKey, appId: app("async"), sequenceId: sequence.async++, position: "step", state, status: "completed" }),
+        sync: () => syncClient.save({ partitionKey, appId: app("sync"), sequenceId: sequence.sync++, position: "step", state, status: "completed" }),
+      },
+      "load-latest": {
+        async: () => asyncClient.load({ partitionKey, appId: randomApp() }),
+        sync: () => syncClient.load({ partitionKey, appId: randomApp() }),
+      },
+    };
+    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+    const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
+    const block = 100;
+    try {
+      for (const operation of ["load-latest", "save"] as const) {
+        const timeAsync = async () => {
+          const times: number[] = [];
+          for (let i = 0; i < block; i++) {
+            const began = performance.now();
+            await calls[operation].async();
+            times.push(performance.now() - began);
+          }
+          return times;
+        };
+        const timeSync = () => {
+          const times: number[] = [];
+          for (let i = 0; i < block; i++) {
+            const began = performance.now();
+            calls[operation].sync();
+            times.push(performance.now() - began);
+          }
+          return times;
+        };
+        await timeAsync();
+        timeSync();
+        const all = { async: [] as number[], sync: [] as number[] };
+        const differences: number[] = [];
+        for (let round = 0; round * block < this.options.syncCalls; round++) {
+          const syncFirst = round % 2 === 1;
+          const syncTimes = syncFirst ? timeSync() : [];
+          const asyncTimes = await timeAsync();
+          if (!syncFirst) syncTimes.push(...timeSync());
+          differences.push(median(syncTimes) - median(asyncTimes));
+          all.async.push(...asyncTimes);
+          all.sync.push(...syncTimes);
+        }
+        const overheadMs = median(differences);
+        this.emit({
+          kind: "sync-client",
+          backend: "sqlite",
+          operation,
+          stateBytes,
+          calls: all.sync.length,
+          asyncMeanMs: mean(all.async),
+          syncMeanMs: mean(all.sync),
+          asyncP50Ms: median(all.async),
+          syncP50Ms: median(all.sync),
+          overheadMs,
+          met: overheadMs <= syncOverheadTarget,
+        });
+      }
+    } finally {
+      syncClient.close();
+      await asyncClient.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.runner.close();
+    await Promise.all([...this.noopServers.values()].map(async (server) => (await server).stop()));
+  }
+}
+
+const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error)).split("\n")[0]!;
+
+function progressLine(line: Line): string {
+  switch (line.kind) {
+    case "skipped":
+      return `${line.backend}: SKIPPED: ${line.reason}`;
+    case "unmeasured":
+      return `${line.backend}: rows NOT MEASURED: ${line.reason}`;
+    case "sync-client":
+      return `${line.backend} sync client ${line.operation}: async p50 ${formatMs(line.asyncP50Ms)} ms, sync p50 ${formatMs(line.syncP50Ms)} ms, overhead ${formatMs(line.overheadMs)} ms per call`;
+    case "row": {
+      const size = line.stateBytes === null ? "—" : formatBytes(line.stateBytes);
+      const errors = line.server.errors > 0 ? `  ERRORS ${JSON.stringify(line.server.failures)}: ${line.server.firstError}` : "";
+      const ceilingErrors = [line.grpcCeiling, line.dbCeiling].some((s) => s && s.errors > 0) ? "  (ceiling errors: see JSON)" : "";
+      return (
+        `${line.backend.padEnd(8)} ${line.operation.padEnd(22)} ${size.padStart(7)} x${String(line.concurrency).padEnd(3)} ` +
+        `${formatRate(line.server.opsPerSec).padStart(7)} ops/s p50 ${formatMs(line.server.p50Ms)} p99 ${formatMs(line.server.p99Ms)} | ` +
+        `gRPC ${formatRate(line.grpcCeiling.opsPerSec)} (${formatRatio(line.grpcRatio)}) | DB ${formatRate(line.dbCeiling?.opsPerSec)} (${formatRatio(line.dbRatio ?? undefined)})${errors}${ceilingErrors}`
+      );
+    }
+  }
+}
+
+function resultsMarkdown(lines: Line[], info: Machine, options: Options): string {
+  const rows = lines.filter((line): line is Row => line.kind === "row");
+  const table = markdownTable(
+    ["Backend", "Operation", "State", "In flight", "ops/s", "p50 ms", "p99 ms", "gRPC ceiling ops/s", "× gRPC", "DB ceiling ops/s", "× DB", "Target"],
+    rows.map((row) => [
+      row.backend,
+      operationLabels[row.operation],
+      row.stateBytes === null ? "—" : formatBytes(row.stateBytes),
+      String(row.concurrency),
+      formatRate(row.server.opsPerSec) + (row.server.errors > 0 ? ` (${row.server.errors} errors)` : ""),
+      formatMs(row.server.p50Ms),
+      formatMs(row.server.p99Ms),
+      formatRate(row.grpcCeiling.opsPerSec),
+      formatRatio(row.grpcRatio),
+      formatRate(row.dbCeiling?.opsPerSec),
+      formatRatio(row.dbRatio ?? undefined),
+      row.target ? `≥ ${row.target.atLeast.toFixed(2)} × ${row.target.of === "grpc" ? "gRPC" : "DB"}: ${row.target.met ? "met" : "**missed**"}` : "",
+    ]),
+    new Set([3, 4, 5, 6, 7, 8, 9, 10]),
+  );
+  const syncRows = lines.filter((line): line is SyncRow => line.kind === "sync-client");
+  const syncTable = markdownTable(
+    ["Operation (2 KiB, sequential)", "async p50 ms", "sync p50 ms", "async mean ms", "sync mean ms", "sync overhead per call", "Target ≤ 0.2 ms"],
+    syncRows.map((row) => [
+      operationLabels[row.operation],
+      formatMs(row.asyncP50Ms),
+      formatMs(row.syncP50Ms),
+      formatMs(row.asyncMeanMs),
+      formatMs(row.syncMeanMs),
+      `${(row.overheadMs * 1000).toFixed(0)} µs`,
+      row.met ? "met" : "**missed**",
+    ]),
+    new Set([1, 2, 3, 4, 5]),
+  );
+  const skipped = lines.filter((line): line is Skipped => line.kind === "skipped" || line.kind === "unmeasured");
+  return [
+    "# Benchmark results",
+    "",
+    machineLine(info),
+    `Each row: ${options.timing.measureMs} ms measured after ${options.timing.warmupMs} ms of warm-up, calls from ${options.clientProcesses} client process(es) through the async client (rawCodec), server child process; SQLite synchronous=${options.sqliteSynchronous}; PostgreSQL ceiling pool ${options.postgresPool}. Rows with a target: the median of ${options.targetRounds} rounds (by the target's ratio).`,
+    "Ceilings, measured right after each row: gRPC = the same calls against bench/noop-server.ts (same grpc-js stack and messages, canned answers of the same sizes); DB = the same operation done directly by the same driver, one database operation per call, Burr's persister layout (bench/lib/ceilings.ts).",
+    "",
+    table,
+    "",
+    ...(syncRows.length > 0 ? ["Synchronous client (SyncGrpcStatePersister) against the async client, SQLite server:", "", syncTable, ""] : []),
+    ...skipped.map((line) => `- **${line.backend} ${line.kind === "skipped" ? "skipped" : "rows not measured"}**: ${line.reason}`),
+    "",
+  ].join("\n");
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const info = machine();
+  console.log(machineLine(info));
+  const started = performance.now();
+  const bench = new Bench(options);
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      console.log(`${signal}: stopping the servers and dropping the bench data`);
+      void bench.abort().finally(() => process.exit(130));
+    });
+  }
+  try {
+    for (const name of options.backends) await bench.runBackend(name);
+  } finally {
+    await bench.close();
+  }
+  const markdown = resultsMarkdown(bench.lines, info, options);
+  console.log(`\n${markdown}`);
+  const jsonLines = bench.lines.map((line) => JSON.stringify({ ...line, date: info.date, nproc: info.nproc, node: info.node }));
+  for (const line of jsonLines) console.log(line);
+  console.log(`\nbench took ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  if (options.outDir) {
+    fs.mkdirSync(options.outDir, { recursive: true });
+    const rawFile = path.join(options.outDir, `${info.date.slice(0, 10)}.json`);
+    fs.writeFileSync(rawFile, [JSON.stringify({ kind: "machine", ...info }), ...jsonLines].join("\n") + "\n");
+    fs.writeFileSync(path.join(options.outDir, "latest.md"), markdown);
+    console.log(`wrote ${path.relative(repoRoot, rawFile)} and ${path.relative(repoRoot, path.join(options.outDir, "latest.md"))}`);
+  }
+  if (options.profileDir) console.log(`CPU profiles of the servers: ${path.relative(repoRoot, options.profileDir)}`);
+  // A store too slow for the deadline is a result; any other failure means the bench or the product is broken.
+  const slowness = new Set(["DEADLINE_EXCEEDED", "UNAVAILABLE"]);
+  const broken = bench.lines.some(
+    (line) => line.kind === "row" && [line.server, line.grpcCeiling, line.dbCeiling].some((s) => s && Object.keys(s.failures).some((code) => !slowness.has(code))),
+  );
+  if (bench.lines.some((line) => line.kind === "row" && line.server.errors > 0)) console.log("some calls failed: see the rows marked ERRORS");
+  if (broken) process.exitCode = 1;
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});

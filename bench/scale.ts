@@ -1,0 +1,290 @@
+/**
+ * `npm run bench:scale`: the store at 1,000,000 states over 100,000 apps (all in one partition),
+ * bulk-loaded straight into the store's own tables (created by the store's own initialize()),
+ * then through a server child process: Load p50/p99 (latest, by step, latest in partition) and
+ * ListAppIds of the 100,000-app partition (time to first chunk, total time, and the server's
+ * peak RSS growth while it streams, sampled from /proc every 2 ms).
+ *
+ *   npm run bench:scale
+ *   npm run bench:scale -- --backends sqlite --states 100000 --apps 10000 --loads 2000
+ *
+ * Options: --backends sqlite,postgres  --states N  --apps N  --state-bytes N  --loads N (calls per
+ * load shape)  --listings N  --profile  --out DIR (the default-sized run writes bench/results).
+ */
+import Database from "better-sqlite3";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { Client } from "pg";
+import { GrpcStatePersister } from "../client/src/grpc-persister";
+import { rawCodec } from "../core/codec";
+import type { LoadQuery } from "../core/persister";
+import { openBackend } from "../server/src/stores";
+import { parseSqliteUrl, sqliteQueries } from "../server/src/stores/sqlite";
+import { benchBackend, databaseUrls } from "./lib/backends";
+import type { BackendName } from "./lib/ceilings";
+import { ChildExited, repoRoot, sampleResidentMemory, startChildServer } from "./lib/children";
+import { formatMiB, formatMs, machine, machineLine, markdownTable } from "./lib/report";
+import { appId, stateOf } from "./lib/workload";
+
+const { values } = parseArgs({
+  options: {
+    backends: { type: "string" },
+    states: { type: "string" },
+    apps: { type: "string" },
+    "state-bytes": { type: "string" },
+    loads: { type: "string" },
+    listings: { type: "string" },
+    profile: { type: "boolean" },
+    out: { type: "string" },
+  },
+});
+
+const scaleBackends = ["sqlite", "postgres"] as const;
+type ScaleBackend = (typeof scaleBackends)[number];
+const backends = (values.backends?.split(",") ?? scaleBackends) as ScaleBackend[];
+for (const name of backends) if (!scaleBackends.includes(name)) throw new Error(`the scale run covers ${scaleBackends.join(" and ")}, not ${name}`);
+const states = Number(values.states ?? 1_000_000);
+const apps = Number(values.apps ?? 100_000);
+const stateBytes = Number(values["state-bytes"] ?? 1024);
+const loads = Number(values.loads ?? 5000);
+const listings = Number(values.listings ?? 3);
+const defaultSized = values.states === undefined && values.apps === undefined;
+const outDir = values.out ?? (defaultSized ? path.join(repoRoot, "bench/results") : undefined);
+const stamp = new Date().toISOString().slice(0, 19).replaceAll(":", "");
+const profileDir = values.profile ? path.join(repoRoot, "bench/results/profiles", `scale-${stamp}`) : undefined;
+
+const partition = "scale";
+/** The stores' default table (the bench URLs name none). */
+const table = "burr_state";
+
+/** Rows go in step-major order (every app's step 0, then every app's step 1, ...), as many running apps would write them. */
+async function bulkLoadSqlite(url: string): Promise<void> {
+  const db = new Database(parseSqliteUrl(url).path);
+  try {
+    // Durability is not the point of a fixture: the measured server opens the file with its own settings.
+    db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = OFF");
+    const insert = db.prepare(sqliteQueries(table).insert);
+    const baseTime = Date.now() - states;
+    const state = stateOf(stateBytes);
+    const chunk = db.transaction((from: number, to: number) => {
+      for (let i = from; i < to; i++) {
+        const sequenceId = Math.floor(i / apps);
+        insert.run({ partitionKey: partition, appId: appId(i % apps), sequenceId, position: `step-${sequenceId}`, state, status: "completed", createdAt: baseTime + i });
+      }
+    });
+    for (let from = 0; from < states; from += 50_000) chunk(from, Math.min(states, from + 50_000));
+    db.exec(`INSERT INTO ${table}_apps (partition_key, app_id, last_write)
+             SELECT partition_key, app_id, max(write_seq) FROM ${table} GROUP BY partition_key, app_id`);
+    db.pragma("wal_checkpoint(TRUNCATE)");
+  } finally {
+    db.close();
+  }
+}
+
+/** Generated inside PostgreSQL (no rows cross the wire), 100,000 per statement. */
+async function bulkLoadPostgres(url: string): Promise<void> {
+  const schema = new URL(url).searchParams.get("schema")!;
+  const states_ = `"${schema}"."${table}"`;
+  const apps_ = `"${schema}"."${table}_apps"`;
+  const client = new Client({ connectionString: databaseUrls.postgres });
+  await client.connect();
+  try {
+    for (let from = 0; from < states; from += 100_000) {
+      await client.query(
+        `INSERT INTO ${states_} (partition_key, app_id, sequence_id, position, state, status, created_at)
+         SELECT $1, 'app-' || lpad((g % $2)::text, 6, '0'), g / $2, 'step-' || (g / $2),
+                decode(repeat(md5(g::text), $5::int / 16), 'hex'), 'completed', now()
+         FROM generate_series($3::bigint, $4::bigint) AS g ORDER BY g`,
+        [partition, apps, from, Math.min(states, from + 100_000) - 1, stateBytes],
+      );
+    }
+    await client.query(`INSERT INTO ${apps_} (partition_key, app_id, last_write)
+                        SELECT partition_key, app_id, max(write_seq) FROM ${states_} GROUP BY partition_key, app_id`);
+    await client.query(`VACUUM ANALYZE ${states_}`);
+    await client.query(`VACUUM ANALYZE ${apps_}`);
+  } finally {
+    await client.end();
+  }
+}
+
+interface LoadResult {
+  shape: string;
+  calls: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+interface ListingResult {
+  ids: number;
+  firstChunkMs: number;
+  totalMs: number;
+  rssGrowthBytes: number;
+  rssSamples: number;
+}
+
+interface ScaleResult {
+  kind: "scale";
+  backend: BackendName;
+  states: number;
+  apps: number;
+  stateBytes: number;
+  bulkLoadSeconds: number;
+  loads: LoadResult[];
+  listings: ListingResult[];
+}
+
+const random = (below: number) => Math.floor(Math.random() * below);
+
+async function measureLoads(client: GrpcStatePersister<Uint8Array>, shape: string, query: () => LoadQuery): Promise<LoadResult> {
+  for (let i = 0; i < 200; i++) await client.load(query());
+  const times: number[] = [];
+  for (let i = 0; i < loads; i++) {
+    const began = performance.now();
+    const row = await client.load(query());
+    times.push(performance.now() - began);
+    if (!row || row.state.byteLength !== stateBytes) throw new Error(`${shape} answered ${row ? `${row.state.byteLength} bytes` : "nothing"}`);
+  }
+  times.sort((a, b) => a - b);
+  const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))]!;
+  return { shape, calls: times.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: times[times.length - 1]! };
+}
+
+async function measureListing(client: GrpcStatePersister<Uint8Array>, serverPid: number): Promise<ListingResult> {
+  const sampling = await sampleResidentMemory(serverPid, 2);
+  const began = performance.now();
+  let firstChunkMs = Number.NaN;
+  let ids = 0;
+  for await (const _id of client.streamAppIds(partition)) {
+    if (ids++ === 0) firstChunkMs = performance.now() - began;
+  }
+  const totalMs = performance.now() - began;
+  const memory = await sampling.stop();
+  if (ids !== apps) throw new Error(`the listing streamed ${ids} ids, not ${apps}`);
+  return { ids, firstChunkMs, totalMs, rssGrowthBytes: memory.peakBytes - memory.baselineBytes, rssSamples: memory.samples };
+}
+
+async function runBackend(name: ScaleBackend): Promise<ScaleResult | { kind: "skipped"; backend: BackendName; reason: string }> {
+  const backend = benchBackend(name, `scale_${process.pid}`, { sqliteSynchronous: "full", postgresPool: 10 });
+  try {
+    const store = await openBackend(backend.storeUrl);
+    try {
+      await store.initialize();
+    } finally {
+      await store.close();
+    }
+    const bulkStarted = performance.now();
+    console.log(`${name}: bulk-loading ${states.toLocaleString("en-US")} states over ${apps.toLocaleString("en-US")} apps ...`);
+    await (name === "sqlite" ? bulkLoadSqlite(backend.storeUrl) : bulkLoadPostgres(backend.storeUrl));
+    const bulkLoadSeconds = (performance.now() - bulkStarted) / 1000;
+    console.log(`${name}: loaded in ${bulkLoadSeconds.toFixed(0)} s`);
+
+    const server = await startChildServer("server/src/main.ts", ["--store", backend.storeUrl], {
+      cpuProfDir: profileDir && path.join(profileDir, name),
+    });
+    const client = new GrpcStatePersister({ address: server.address, codec: rawCodec });
+    try {
+      const loadResults = [
+        await measureLoads(client, "Load latest", () => ({ partitionKey: partition, appId: appId(random(apps)) })),
+        await measureLoads(client, "Load by step", () => ({ partitionKey: partition, appId: appId(random(apps)), sequenceId: random(Math.floor(states / apps)) })),
+        await measureLoads(client, "Load latest in partition", () => ({ partitionKey: partition })),
+      ];
+      for (const result of loadResults) console.log(`${name}: ${result.shape}: p50 ${formatMs(result.p50Ms)} ms, p99 ${formatMs(result.p99Ms)} ms`);
+      const listingResults: ListingResult[] = [];
+      for (let i = 0; i < listings; i++) {
+        const result = await measureListing(client, server.pid);
+        listingResults.push(result);
+        console.log(
+          `${name}: ListAppIds of ${result.ids} apps: first chunk ${formatMs(result.firstChunkMs)} ms, total ${formatMs(result.totalMs)} ms, server RSS +${formatMiB(result.rssGrowthBytes)} (${result.rssSamples} samples)`,
+        );
+      }
+      return { kind: "scale", backend: name, states, apps, stateBytes, bulkLoadSeconds, loads: loadResults, listings: listingResults };
+    } finally {
+      await client.close();
+      await server.stop();
+    }
+  } catch (error) {
+    const reason = error instanceof ChildExited ? error.reason : error instanceof Error ? error.message : String(error);
+    console.log(`${name}: SKIPPED: ${reason}`);
+    return { kind: "skipped", backend: name, reason };
+  } finally {
+    await backend.drop();
+  }
+}
+
+const loadTarget = 2;
+const listingTargetMs = 1000;
+const rssTargetBytes = 50 * 1024 * 1024;
+
+function markdown(results: Array<Awaited<ReturnType<typeof runBackend>>>, info: ReturnType<typeof machine>): string {
+  const done = results.filter((result): result is ScaleResult => result.kind === "scale");
+  const loadTable = markdownTable(
+    ["Backend", "Load", "calls (sequential)", "p50 ms", "p99 ms", "max ms", "Target p99 < 2 ms"],
+    done.flatMap((result) =>
+      result.loads.map((load) => [
+        result.backend,
+        load.shape,
+        String(load.calls),
+        formatMs(load.p50Ms),
+        formatMs(load.p99Ms),
+        formatMs(load.maxMs),
+        load.shape === "Load latest" ? (load.p99Ms < loadTarget ? "met" : "**missed**") : "",
+      ]),
+    ),
+    new Set([2, 3, 4, 5]),
+  );
+  const listingTable = markdownTable(
+    ["Backend", "Run", "ids", "first chunk ms", "total ms", "server RSS growth", "Target < 1 s, < 50 MiB"],
+    done.flatMap((result) =>
+      result.listings.map((listing, i) => [
+        result.backend,
+        String(i + 1),
+        listing.ids.toLocaleString("en-US"),
+        formatMs(listing.firstChunkMs),
+        formatMs(listing.totalMs),
+        formatMiB(listing.rssGrowthBytes),
+        listing.totalMs < listingTargetMs && listing.rssGrowthBytes < rssTargetBytes ? "met" : "**missed**",
+      ]),
+    ),
+    new Set([2, 3, 4, 5]),
+  );
+  return [
+    "# Scale results",
+    "",
+    machineLine(info),
+    `${states.toLocaleString("en-US")} states of ${stateBytes} bytes over ${apps.toLocaleString("en-US")} apps in one partition, bulk-loaded into the store's own tables; calls through a server child process and the async client.`,
+    "",
+    loadTable,
+    "",
+    "ListAppIds of the whole partition (streamed; RSS sampled from /proc every 2 ms):",
+    "",
+    listingTable,
+    "",
+    ...done.map((result) => `- ${result.backend} bulk load: ${result.bulkLoadSeconds.toFixed(0)} s`),
+    ...results.filter((result) => result.kind === "skipped").map((result) => `- **${result.backend} skipped**: ${"reason" in result ? result.reason : ""}`),
+    "",
+  ].join("\n");
+}
+
+async function main(): Promise<void> {
+  const info = machine();
+  console.log(machineLine(info));
+  const results = [];
+  for (const name of backends) results.push(await runBackend(name));
+  const text = markdown(results, info);
+  const jsonLines = results.map((result) => JSON.stringify({ ...result, date: info.date, nproc: info.nproc, node: info.node }));
+  console.log(`\n${text}\n${jsonLines.join("\n")}`);
+  if (outDir) {
+    fs.mkdirSync(outDir, { recursive: true });
+    fs.writeFileSync(path.join(outDir, `scale-${info.date.slice(0, 10)}.json`), [JSON.stringify({ kind: "machine", ...info }), ...jsonLines].join("\n") + "\n");
+    fs.writeFileSync(path.join(outDir, "scale-latest.md"), text);
+  }
+  if (profileDir) console.log(`CPU profiles of the servers: ${path.relative(repoRoot, profileDir)}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
