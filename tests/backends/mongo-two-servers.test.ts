@@ -20,7 +20,8 @@ beforeAll(async () => {
   admin = await connectAdmin();
   // Both run Initialize at start, at the same time.
   servers = await Promise.all([0, 1].map(() => startServerProcess(["--store", withCollection(sharedStoreUrl, collection), "--init"])));
-  clients = servers.map((server) => new GrpcStatePersister({ address: server.address, codec: rawCodec, retry: { attempts: 1 } }));
+  // FerretDB scans whole collections per write: 300 concurrent saves can take longer than the default 10 s deadline.
+  clients = servers.map((server) => new GrpcStatePersister({ address: server.address, codec: rawCodec, retry: { attempts: 1 }, deadlineMs: 60_000 }));
 });
 
 afterAll(async () => {

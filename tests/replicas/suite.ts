@@ -29,7 +29,8 @@ export function replicaSuite(name: string, makeStore: () => StoreUnderTest): voi
       store = makeStore();
       // Both run Initialize on a store that does not exist yet, at the same time.
       servers = await Promise.all([0, 1].map(() => startServerProcess(["--store", store.url, "--init"])));
-      clients = servers.map((server) => new GrpcStatePersister({ address: server.address, codec: rawCodec, retry: { attempts: 1 } }));
+      // Correctness, not speed: a slow store (FerretDB under load) gets a generous deadline.
+      clients = servers.map((server) => new GrpcStatePersister({ address: server.address, codec: rawCodec, retry: { attempts: 1 }, deadlineMs: 60_000 }));
     });
 
     afterAll(async () => {
