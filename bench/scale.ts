@@ -19,6 +19,7 @@ import { Client } from "pg";
 import { GrpcStatePersister } from "../client/src/grpc-persister";
 import { rawCodec } from "../core/codec";
 import type { LoadQuery } from "../core/persister";
+import { GuardedPersister } from "../core/guard";
 import { openBackend } from "../server/src/stores";
 import { parseSqliteUrl, sqliteQueries } from "../server/src/stores/sqlite";
 import { benchBackend, databaseUrls } from "./lib/backends";
@@ -109,8 +110,12 @@ async function bulkLoadPostgres(url: string): Promise<void> {
   }
 }
 
+/** Where a load went: through the server (the product), to the backend in this process (no gRPC), or to the no-op server (gRPC alone). */
+type Path = "server" | "in-process" | "gRPC no-op";
+
 interface LoadResult {
   shape: string;
+  via: Path;
   calls: number;
   p50Ms: number;
   p99Ms: number;
@@ -138,18 +143,43 @@ interface ScaleResult {
 
 const random = (below: number) => Math.floor(Math.random() * below);
 
-async function measureLoads(client: GrpcStatePersister<Uint8Array>, shape: string, query: () => LoadQuery): Promise<LoadResult> {
-  for (let i = 0; i < 200; i++) await client.load(query());
-  const times: number[] = [];
-  for (let i = 0; i < loads; i++) {
-    const began = performance.now();
-    const row = await client.load(query());
-    times.push(performance.now() - began);
-    if (!row || row.state.byteLength !== stateBytes) throw new Error(`${shape} answered ${row ? `${row.state.byteLength} bytes` : "nothing"}`);
+const loadShapes: Array<[string, () => LoadQuery]> = [
+  ["Load latest", () => ({ partitionKey: partition, appId: appId(random(apps)) })],
+  ["Load by step", () => ({ partitionKey: partition, appId: appId(random(apps)), sequenceId: random(Math.floor(states / apps)) })],
+  ["Load latest in partition", () => ({ partitionKey: partition })],
+];
+
+/** Sequential loads of every shape, after 200 unmeasured ones. */
+async function measureLoads(target: { load(query: LoadQuery): Promise<{ state: Uint8Array } | null> }, via: Path): Promise<LoadResult[]> {
+  const results: LoadResult[] = [];
+  for (const [shape, query] of loadShapes) {
+    for (let i = 0; i < 200; i++) await target.load(query());
+    const times: number[] = [];
+    for (let i = 0; i < loads; i++) {
+      const began = performance.now();
+      const row = await target.load(query());
+      times.push(performance.now() - began);
+      if (!row || row.state.byteLength !== stateBytes) throw new Error(`${shape} answered ${row ? `${row.state.byteLength} bytes` : "nothing"}`);
+    }
+    times.sort((a, b) => a - b);
+    const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))]!;
+    const result = { shape, via, calls: times.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: times[times.length - 1]! };
+    console.log(`${shape} via ${via}: p50 ${formatMs(result.p50Ms)} ms, p99 ${formatMs(result.p99Ms)} ms`);
+    results.push(result);
   }
-  times.sort((a, b) => a - b);
-  const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))]!;
-  return { shape, calls: times.length, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: times[times.length - 1]! };
+  return results;
+}
+
+/** The same loads against the no-op server: what gRPC alone costs on this machine, for comparison. */
+async function measureGrpcAlone(): Promise<LoadResult[]> {
+  const noop = await startChildServer("bench/noop-server.ts", ["--state-bytes", String(stateBytes), "--list-ids", "1"]);
+  const client = new GrpcStatePersister({ address: noop.address, codec: rawCodec });
+  try {
+    return await measureLoads(client, "gRPC no-op");
+  } finally {
+    await client.close();
+    await noop.stop();
+  }
 }
 
 async function measureListing(client: GrpcStatePersister<Uint8Array>, serverPid: number): Promise<ListingResult> {
@@ -169,11 +199,11 @@ async function measureListing(client: GrpcStatePersister<Uint8Array>, serverPid:
 async function runBackend(name: ScaleBackend): Promise<ScaleResult | { kind: "skipped"; backend: BackendName; reason: string }> {
   const backend = benchBackend(name, `scale_${process.pid}`, { sqliteSynchronous: "full", postgresPool: 10 });
   try {
-    const store = await openBackend(backend.storeUrl);
+    const fresh = await openBackend(backend.storeUrl);
     try {
-      await store.initialize();
+      await fresh.initialize();
     } finally {
-      await store.close();
+      await fresh.close();
     }
     const bulkStarted = performance.now();
     console.log(`${name}: bulk-loading ${states.toLocaleString("en-US")} states over ${apps.toLocaleString("en-US")} apps ...`);
@@ -185,14 +215,10 @@ async function runBackend(name: ScaleBackend): Promise<ScaleResult | { kind: "sk
       cpuProfDir: profileDir && path.join(profileDir, name),
     });
     const client = new GrpcStatePersister({ address: server.address, codec: rawCodec });
+    const loadResults: LoadResult[] = [];
+    const listingResults: ListingResult[] = [];
     try {
-      const loadResults = [
-        await measureLoads(client, "Load latest", () => ({ partitionKey: partition, appId: appId(random(apps)) })),
-        await measureLoads(client, "Load by step", () => ({ partitionKey: partition, appId: appId(random(apps)), sequenceId: random(Math.floor(states / apps)) })),
-        await measureLoads(client, "Load latest in partition", () => ({ partitionKey: partition })),
-      ];
-      for (const result of loadResults) console.log(`${name}: ${result.shape}: p50 ${formatMs(result.p50Ms)} ms, p99 ${formatMs(result.p99Ms)} ms`);
-      const listingResults: ListingResult[] = [];
+      loadResults.push(...(await measureLoads(client, "server")));
       for (let i = 0; i < listings; i++) {
         const result = await measureListing(client, server.pid);
         listingResults.push(result);
@@ -200,11 +226,18 @@ async function runBackend(name: ScaleBackend): Promise<ScaleResult | { kind: "sk
           `${name}: ListAppIds of ${result.ids} apps: first chunk ${formatMs(result.firstChunkMs)} ms, total ${formatMs(result.totalMs)} ms, server RSS +${formatMiB(result.rssGrowthBytes)} (${result.rssSamples} samples)`,
         );
       }
-      return { kind: "scale", backend: name, states, apps, stateBytes, bulkLoadSeconds, loads: loadResults, listings: listingResults };
     } finally {
       await client.close();
       await server.stop();
     }
+    // The backend alone (validation included, no gRPC), once the server is gone.
+    const inProcess = new GuardedPersister(await openBackend(backend.storeUrl));
+    try {
+      loadResults.push(...(await measureLoads(inProcess, "in-process")));
+    } finally {
+      await inProcess.close();
+    }
+    return { kind: "scale", backend: name, states, apps, stateBytes, bulkLoadSeconds, loads: loadResults, listings: listingResults };
   } catch (error) {
     const reason = error instanceof ChildExited ? error.reason : error instanceof Error ? error.message : String(error);
     console.log(`${name}: SKIPPED: ${reason}`);
@@ -218,22 +251,22 @@ const loadTarget = 2;
 const listingTargetMs = 1000;
 const rssTargetBytes = 50 * 1024 * 1024;
 
-function markdown(results: Array<Awaited<ReturnType<typeof runBackend>>>, info: ReturnType<typeof machine>): string {
+function markdown(results: Array<Awaited<ReturnType<typeof runBackend>>>, grpcAlone: LoadResult[], info: ReturnType<typeof machine>): string {
   const done = results.filter((result): result is ScaleResult => result.kind === "scale");
+  const loadRow = (backend: string, load: LoadResult) => [
+    backend,
+    load.shape,
+    load.via,
+    String(load.calls),
+    formatMs(load.p50Ms),
+    formatMs(load.p99Ms),
+    formatMs(load.maxMs),
+    load.shape === "Load latest" && load.via === "server" ? (load.p99Ms < loadTarget ? "met" : "**missed**") : "",
+  ];
   const loadTable = markdownTable(
-    ["Backend", "Load", "calls (sequential)", "p50 ms", "p99 ms", "max ms", "Target p99 < 2 ms"],
-    done.flatMap((result) =>
-      result.loads.map((load) => [
-        result.backend,
-        load.shape,
-        String(load.calls),
-        formatMs(load.p50Ms),
-        formatMs(load.p99Ms),
-        formatMs(load.maxMs),
-        load.shape === "Load latest" ? (load.p99Ms < loadTarget ? "met" : "**missed**") : "",
-      ]),
-    ),
-    new Set([2, 3, 4, 5]),
+    ["Backend", "Load", "via", "calls (sequential)", "p50 ms", "p99 ms", "max ms", "Target p99 < 2 ms"],
+    [...done.flatMap((result) => result.loads.map((load) => loadRow(result.backend, load))), ...grpcAlone.map((load) => loadRow("—", load))],
+    new Set([3, 4, 5, 6]),
   );
   const listingTable = markdownTable(
     ["Backend", "Run", "ids", "first chunk ms", "total ms", "server RSS growth", "Target < 1 s, < 50 MiB"],
@@ -254,7 +287,7 @@ function markdown(results: Array<Awaited<ReturnType<typeof runBackend>>>, info: 
     "# Scale results",
     "",
     machineLine(info),
-    `${states.toLocaleString("en-US")} states of ${stateBytes} bytes over ${apps.toLocaleString("en-US")} apps in one partition, bulk-loaded into the store's own tables; calls through a server child process and the async client.`,
+    `${states.toLocaleString("en-US")} states of ${stateBytes} bytes over ${apps.toLocaleString("en-US")} apps in one partition, bulk-loaded into the store's own tables. Loads via the server (child process, async client), via the backend in this process (no gRPC), and the same calls against the no-op server (gRPC alone, no store).`,
     "",
     loadTable,
     "",
@@ -273,8 +306,11 @@ async function main(): Promise<void> {
   console.log(machineLine(info));
   const results = [];
   for (const name of backends) results.push(await runBackend(name));
-  const text = markdown(results, info);
-  const jsonLines = results.map((result) => JSON.stringify({ ...result, date: info.date, nproc: info.nproc, node: info.node }));
+  const grpcAlone = await measureGrpcAlone();
+  const text = markdown(results, grpcAlone, info);
+  const jsonLines = [...results, { kind: "grpc-alone", stateBytes, loads: grpcAlone }].map((result) =>
+    JSON.stringify({ ...result, date: info.date, nproc: info.nproc, node: info.node }),
+  );
   console.log(`\n${text}\n${jsonLines.join("\n")}`);
   if (outDir) {
     fs.mkdirSync(outDir, { recursive: true });

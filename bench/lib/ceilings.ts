@@ -234,9 +234,11 @@ interface StateDocument {
 
 /** `mongodb://host:port/DATABASE` */
 async function mongoCeiling(url: string): Promise<CeilingStore> {
-  const client = new MongoClient(url, { serverSelectionTimeoutMS: 5000, timeoutMS: callTimeoutMs });
+  const client = new MongoClient(url, { serverSelectionTimeoutMS: 5000 });
   await client.connect();
   const states = client.db().collection<StateDocument>(table);
+  // Finds end on the server after the call bound (the driver's client-side timeoutMS has no effect in this version).
+  const bounded = { maxTimeMS: callTimeoutMs };
   const fromDocument = (doc: StateDocument | null): PersistedState<Uint8Array> | null =>
     doc && {
       partitionKey: doc.partition_key,
@@ -270,12 +272,13 @@ async function mongoCeiling(url: string): Promise<CeilingStore> {
     save,
     load: async (query) => {
       const partition = query.partitionKey ?? "";
-      if (!query.appId) return fromDocument(await states.findOne({ partition_key: partition }, { sort: { created_at: -1 } }));
+      if (!query.appId) return fromDocument(await states.findOne({ partition_key: partition }, { sort: { created_at: -1 }, ...bounded }));
       if (query.sequenceId === undefined || query.sequenceId === null) {
-        return fromDocument(await states.findOne({ partition_key: partition, app_id: query.appId }, { sort: { sequence_id: -1 } }));
+        return fromDocument(await states.findOne({ partition_key: partition, app_id: query.appId }, { sort: { sequence_id: -1 }, ...bounded }));
       }
-      return fromDocument(await states.findOne({ _id: `${partition}-${query.appId}-${query.sequenceId}` }));
+      return fromDocument(await states.findOne({ _id: `${partition}-${query.appId}-${query.sequenceId}` }, bounded));
     },
+    // FerretDB refuses maxTimeMS on distinct.
     listAppIds: async (partitionKey) => (await states.distinct("app_id", { partition_key: partitionKey })) as string[],
     close: () => client.close(),
   };

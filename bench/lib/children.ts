@@ -5,7 +5,6 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
 
@@ -90,13 +89,6 @@ function parseJson(line: string): Record<string, unknown> | null {
   } catch {
     return null;
   }
-}
-
-/** VmRSS of a process, in bytes (Linux). */
-export function residentBytes(pid: number): number {
-  const match = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"));
-  if (!match) throw new Error(`no VmRSS for process ${pid}`);
-  return Number(match[1]) * 1024;
 }
 
 export interface RssSampling {

@@ -23,7 +23,7 @@ type Unary = (request: object, metadata: grpc.Metadata, options: grpc.CallOption
 type ListCall = (request: object, metadata: grpc.Metadata, options: grpc.CallOptions) => grpc.ClientReadableStream<ListAppIdsResponse>;
 
 /** The byte-level client; GrpcStatePersister adds the state codec on top. */
-class RawGrpcPersister implements AsyncStatePersister<Uint8Array> {
+export class RawGrpcPersister implements AsyncStatePersister<Uint8Array> {
   private readonly client: grpc.Client & Record<string, Unary>;
 
   constructor(private readonly options: ResolvedOptions<unknown>) {

@@ -301,7 +301,15 @@ class WriterThread {
       this.inFlight = { resolve, reject };
       // Referenced only while a batch is out, so an idle store never keeps the process alive.
       this.worker.ref();
-      this.worker.postMessage(rows);
+      // A state is often a view into a larger buffer (the request's network read): posting the
+      // view would copy all of that buffer. Each state goes as a copy of its own bytes, moved
+      // (not copied again) to the thread. `new Uint8Array(view)` copies; a Buffer's slice() would
+      // not, and moving its memory would empty the caller's buffer.
+      const states = rows.map((row) => new Uint8Array(row.state));
+      this.worker.postMessage(
+        rows.map((row, i) => ({ ...row, state: states[i] })),
+        states.map((state) => state.buffer),
+      );
     });
   }
 
