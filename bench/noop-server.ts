@@ -15,6 +15,8 @@ import {
   ListAppIdsResponseSchema,
   LoadResponseSchema,
   PersistedStateSchema,
+  PipelineResponseSchema,
+  type PipelineRequest,
   SaveResponseSchema,
   StatePersister,
   Status,
@@ -48,11 +50,12 @@ const chunks = Array.from({ length: Math.ceil(listIds / chunkIds) }, (_, chunk) 
   }),
 );
 
+const saved = () => create(SaveResponseSchema, { createdAt: timestampFromDate(new Date()) });
+
 const implementation: grpc.UntypedServiceImplementation = {
   initialize: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<object>) => callback(null, {}),
   isInitialized: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<object>) => callback(null, { initialized: true }),
-  save: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<object>) =>
-    callback(null, create(SaveResponseSchema, { createdAt: timestampFromDate(new Date()) })),
+  save: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<object>) => callback(null, saved()),
   load: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<object>) => callback(null, loaded),
   listAppIds: async (call: grpc.ServerWritableStream<unknown, object>) => {
     for (const chunk of chunks) {
@@ -60,6 +63,16 @@ const implementation: grpc.UntypedServiceImplementation = {
       if (!call.write(chunk)) await new Promise((resolve) => call.once("drain", resolve).once("cancelled", resolve));
     }
     call.end();
+  },
+  // Each call answered on the next turn, as a store's promise would be.
+  pipeline: (call: grpc.ServerDuplexStream<PipelineRequest, object>) => {
+    call.on("data", ({ callId, call: which }: PipelineRequest) =>
+      setImmediate(() => {
+        const result = which.case === "save" ? { case: "save" as const, value: saved() } : { case: "load" as const, value: loaded };
+        if (!call.cancelled) call.write(create(PipelineResponseSchema, { callId, result }));
+      }),
+    );
+    call.on("end", () => setImmediate(() => call.end()));
   },
 };
 

@@ -15,6 +15,7 @@ import {
 } from "../../gen/ts/burr/state/v1/state_persister_pb";
 import { listRequest, loadRequest, persistedState, persisterError, saveRequest, savedAt } from "./messages";
 import { backoffMs, callMetadata, channelCredentials, isRetryable, resolveOptions, type ClientOptions, type ResolvedOptions } from "./options";
+import { CallPipeline, type PipelinedCall, type PipelineStream } from "./pipeline";
 
 const StatePersisterClient = grpc.makeGenericClientConstructor(serviceDefinition(StatePersister), StatePersister.typeName);
 
@@ -22,13 +23,32 @@ type Unary = (request: object, metadata: grpc.Metadata, options: grpc.CallOption
 
 type ListCall = (request: object, metadata: grpc.Metadata, options: grpc.CallOptions) => grpc.ClientReadableStream<ListAppIdsResponse>;
 
+/** States this large go as unary calls, so they never hold up the small calls queued behind them on the pipeline. */
+const unaryFromBytes = 1024 * 1024;
+
 /** The byte-level client; GrpcStatePersister adds the state codec on top. */
 export class RawGrpcPersister implements AsyncStatePersister<Uint8Array> {
   private readonly client: grpc.Client & Record<string, Unary>;
+  private readonly pipeline: CallPipeline;
 
   constructor(private readonly options: ResolvedOptions<unknown>) {
     const credentials = channelCredentials(options.tls);
     this.client = new StatePersisterClient(options.address, credentials, options.channelOptions) as unknown as grpc.Client & Record<string, Unary>;
+    const openPipeline = this.client.pipeline as unknown as (metadata: grpc.Metadata) => PipelineStream;
+    this.pipeline = new CallPipeline(() => openPipeline.call(this.client, callMetadata(options.token)), options.address);
+  }
+
+  /** A Save or Load: on the pipeline, or unary when the server has none or the state is large. */
+  private async pipelined<T>(method: "save" | "load", request: object, call: PipelinedCall, large: boolean): Promise<T> {
+    if (this.pipeline.supported && !large) {
+      try {
+        return (await this.pipeline.call(call, this.options.deadlineMs)).value as T;
+      } catch (error) {
+        // UNIMPLEMENTED: nothing ran, so even a Save is safe to send again.
+        if ((error as { code?: number }).code !== grpc.status.UNIMPLEMENTED || this.pipeline.supported) throw error;
+      }
+    }
+    return this.call<T>(method, request);
   }
 
   private call<T>(method: string, request: object): Promise<T> {
@@ -63,12 +83,13 @@ export class RawGrpcPersister implements AsyncStatePersister<Uint8Array> {
 
   async save(input: SaveInput<Uint8Array>): Promise<SaveResult> {
     const request = saveRequest(input);
-    return { createdAt: savedAt(await this.call<SaveResponse>("save", request)) };
+    const large = request.state.byteLength >= unaryFromBytes;
+    return { createdAt: savedAt(await this.pipelined<SaveResponse>("save", request, { case: "save", value: request }, large)) };
   }
 
   async load(query: LoadQuery): Promise<PersistedState<Uint8Array> | null> {
     const request = loadRequest(query);
-    return persistedState(await this.retried(() => this.call<LoadResponse>("load", request)));
+    return persistedState(await this.retried(() => this.pipelined<LoadResponse>("load", request, { case: "load", value: request }, false)));
   }
 
   async listAppIds(partitionKey?: string | null): Promise<string[]> {
@@ -102,6 +123,7 @@ export class RawGrpcPersister implements AsyncStatePersister<Uint8Array> {
   }
 
   async close(): Promise<void> {
+    this.pipeline.close();
     this.client.close();
   }
 }

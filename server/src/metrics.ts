@@ -29,7 +29,7 @@ export class Metrics {
   });
   readonly openStreams = new Gauge({
     name: "burr_open_streams",
-    help: "ListAppIds (and health watch) streams open now",
+    help: "Streams open now: Pipeline, ListAppIds, health Watch",
     registers: [this.registry],
   });
 

@@ -52,7 +52,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     // Clients may ping this often (the grpc-js client default is 5 min); faster pings are abuse.
     "grpc.http2.min_ping_interval_without_data_ms": 10_000,
   });
-  const service = stateService(options.persister, options.log);
+  const service = stateService(options.persister, options.log, options.metrics && ((path, code, seconds) => options.metrics!.observeCall(path, code, seconds)));
   server.addService(service.definition, service.implementation);
   const health = new HealthService([StatePersister.typeName]);
   server.addService(health.definition, health.implementation);
@@ -68,6 +68,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const stop = () =>
     (stopping ??= (async () => {
       health.shuttingDown();
+      service.drain();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => server.forceShutdown(), options.shutdownGraceMs ?? 5000);
         server.tryShutdown(() => {

@@ -1,6 +1,8 @@
 /**
  * Which calls the clients retry on UNAVAILABLE: a server that always answers UNAVAILABLE counts
  * the attempts. Reads and Initialize are retried with backoff; Save, which may have landed, never.
+ * Saves and Loads go over the Pipeline stream; against a server that has no Pipeline method
+ * (UNIMPLEMENTED) the clients fall back to the unary calls.
  */
 import { Worker } from "node:worker_threads";
 import { GrpcStatePersister } from "../../client/src/grpc-persister";
@@ -12,7 +14,7 @@ import { StatePersister } from "../../gen/ts/burr/state/v1/state_persister_pb";
  * The server runs in a worker thread: the sync client blocks this thread while it waits, so a
  * server on this thread could never answer. Attempts are counted in shared memory.
  */
-const methods = StatePersister.methods.map((m) => ({ name: m.name, localName: m.localName, streaming: m.methodKind === "server_streaming" }));
+const methods = StatePersister.methods.map((m) => ({ name: m.name, localName: m.localName, kind: m.methodKind }));
 const serverCode = `
   const { workerData, parentPort } = require("node:worker_threads");
   const grpc = require(workerData.grpcPath);
@@ -21,7 +23,9 @@ const serverCode = `
   const definition = {};
   const handlers = {};
   workerData.methods.forEach((m, i) => {
-    definition[m.localName] = { path: "/burr.state.v1.StatePersister/" + m.name, requestStream: false, responseStream: m.streaming,
+    if (m.name === "Pipeline" && !workerData.withPipeline) return;
+    definition[m.localName] = { path: "/burr.state.v1.StatePersister/" + m.name, requestStream: m.kind === "bidi_streaming",
+      responseStream: m.kind !== "unary",
       requestSerialize: same, requestDeserialize: same, responseSerialize: same, responseDeserialize: same };
     handlers[m.localName] = (call, callback) => {
       Atomics.add(counts, i, 1);
@@ -34,38 +38,58 @@ const serverCode = `
   server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, port) => parentPort.postMessage(port));
 `;
 const counts = new Int32Array(new SharedArrayBuffer(4 * methods.length));
-const attempts = () => Object.fromEntries(methods.flatMap((m, i) => (counts[i] ? [[m.name, Atomics.load(counts, i)]] : [])));
-let worker: Worker;
-let address: string;
+/** Attempts per method since the last call, then zeroed. */
+const attempts = () => {
+  const seen = Object.fromEntries(methods.flatMap((m, i) => (counts[i] ? [[m.name, Atomics.load(counts, i)]] : [])));
+  counts.fill(0);
+  return seen;
+};
+const workers: Worker[] = [];
 
-beforeAll(async () => {
-  worker = new Worker(serverCode, { eval: true, workerData: { grpcPath: require.resolve("@grpc/grpc-js"), counts: counts.buffer, methods } });
-  address = `127.0.0.1:${await new Promise<number>((resolve) => worker.once("message", resolve))}`;
-});
-afterAll(() => worker.terminate());
+async function alwaysUnavailable(withPipeline: boolean): Promise<string> {
+  const worker = new Worker(serverCode, { eval: true, workerData: { grpcPath: require.resolve("@grpc/grpc-js"), counts: counts.buffer, methods, withPipeline } });
+  workers.push(worker);
+  return `127.0.0.1:${await new Promise<number>((resolve) => worker.once("message", resolve))}`;
+}
+
+afterAll(() => Promise.all(workers.map((worker) => worker.terminate())));
 beforeEach(() => counts.fill(0));
 
 const retry = { attempts: 4, initialBackoffMs: 20, maxBackoffMs: 80 };
 const step = { appId: "a", sequenceId: 0, position: "p", state: {}, status: "completed" as const };
 
-test("async client: Load, ListAppIds, IsInitialized and Initialize are tried 4 times; Save once", async () => {
-  const client = new GrpcStatePersister({ address, retry });
-  await expect(client.save(step)).rejects.toMatchObject({ code: Code.UNAVAILABLE });
-  await expect(client.load({ appId: "a" })).rejects.toMatchObject({ code: Code.UNAVAILABLE });
-  await expect(client.listAppIds()).rejects.toMatchObject({ code: Code.UNAVAILABLE });
-  await expect(client.isInitialized()).rejects.toMatchObject({ code: Code.UNAVAILABLE });
-  await expect(client.initialize()).rejects.toMatchObject({ code: Code.UNAVAILABLE });
-  expect(attempts()).toEqual({ Save: 1, Load: 4, ListAppIds: 4, IsInitialized: 4, Initialize: 4 });
-  await client.close();
-});
+describe.each([
+  ["with Pipeline", true, "Pipeline", "Pipeline"],
+  ["without Pipeline (unary fallback)", false, "Save", "Load"],
+])("a server %s", (_name, withPipeline, saveMethod, loadMethod) => {
+  let address: string;
+  beforeAll(async () => {
+    address = await alwaysUnavailable(withPipeline);
+  });
 
-test("sync client: the same", () => {
-  const client = new SyncGrpcStatePersister({ address, retry });
-  expect(() => client.save(step)).toThrow(expect.objectContaining({ code: Code.UNAVAILABLE }));
-  expect(() => client.load({ appId: "a" })).toThrow(expect.objectContaining({ code: Code.UNAVAILABLE }));
-  expect(() => client.listAppIds()).toThrow(expect.objectContaining({ code: Code.UNAVAILABLE }));
-  expect(() => client.isInitialized()).toThrow(expect.objectContaining({ code: Code.UNAVAILABLE }));
-  expect(() => client.initialize()).toThrow(expect.objectContaining({ code: Code.UNAVAILABLE }));
-  expect(attempts()).toEqual({ Save: 1, Load: 4, ListAppIds: 4, IsInitialized: 4, Initialize: 4 });
-  client.close();
+  test("async client: Load, ListAppIds, IsInitialized and Initialize are tried 4 times; Save once", async () => {
+    const client = new GrpcStatePersister({ address, retry });
+    await expect(client.save(step)).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+    expect(attempts()).toEqual({ [saveMethod]: 1 });
+    await expect(client.load({ appId: "a" })).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+    expect(attempts()).toEqual({ [loadMethod]: 4 });
+    await expect(client.listAppIds()).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+    await expect(client.isInitialized()).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+    await expect(client.initialize()).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+    expect(attempts()).toEqual({ ListAppIds: 4, IsInitialized: 4, Initialize: 4 });
+    await client.close();
+  });
+
+  test("sync client: the same", () => {
+    const client = new SyncGrpcStatePersister({ address, retry });
+    expect(() => client.save(step)).toThrow(expect.objectContaining({ code: Code.UNAVAILABLE }));
+    expect(attempts()).toEqual({ [saveMethod]: 1 });
+    expect(() => client.load({ appId: "a" })).toThrow(expect.objectContaining({ code: Code.UNAVAILABLE }));
+    expect(attempts()).toEqual({ [loadMethod]: 4 });
+    expect(() => client.listAppIds()).toThrow(expect.objectContaining({ code: Code.UNAVAILABLE }));
+    expect(() => client.isInitialized()).toThrow(expect.objectContaining({ code: Code.UNAVAILABLE }));
+    expect(() => client.initialize()).toThrow(expect.objectContaining({ code: Code.UNAVAILABLE }));
+    expect(attempts()).toEqual({ ListAppIds: 4, IsInitialized: 4, Initialize: 4 });
+    client.close();
+  });
 });

@@ -71,9 +71,16 @@ test("Prometheus metrics count calls by method and status, on the opt-in port", 
     expect(text).toMatch(/burr_rpc_calls_total\{method="Load",code="OK"\} 1\b/);
     expect(text).toMatch(/burr_rpc_calls_total\{method="ListAppIds",code="OK"\} 1\b/);
     expect(text).toMatch(/burr_rpc_duration_seconds_bucket\{le="[\d.]+",method="Save"\} \d+/);
-    expect(text).toMatch(/burr_open_streams 0\b/);
+    // The client's Pipeline stream (its Saves and Loads) stays open until it closes.
+    expect(text).toMatch(/burr_open_streams 1\b/);
     expect(text).toContain("burr_backend_errors_total");
     expect(text).not.toContain('"a"');
+    await client.close();
+    const deadline = Date.now() + 5000;
+    let open = "";
+    do open = /burr_open_streams (\d+)/.exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())![1]!;
+    while (open !== "0" && Date.now() < deadline);
+    expect(open).toBe("0");
   } finally {
     await client.close();
     await server.stop();

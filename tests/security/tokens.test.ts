@@ -65,6 +65,26 @@ test("a read-write token works inside its partitions and gets PERMISSION_DENIED 
   await c.close();
 });
 
+test("on one pipeline, a denied call fails alone: the calls around it succeed", async () => {
+  const c = client(writer);
+  const outcomes = await Promise.allSettled([
+    c.save(step("user-8", "x")),
+    c.save(step("team-2", "x")),
+    c.load({ partitionKey: "team-2", appId: "x" }),
+    c.save(step("user-8", "y")),
+    c.load({ partitionKey: "user-8", appId: "x" }),
+  ]);
+  expect(outcomes.map((outcome) => (outcome.status === "fulfilled" ? "ok" : (outcome.reason as { code: number }).code))).toEqual([
+    "ok",
+    Code.PERMISSION_DENIED,
+    Code.PERMISSION_DENIED,
+    "ok",
+    "ok",
+  ]);
+  expect(await c.listAppIds("user-8")).toEqual(["y", "x"]);
+  await c.close();
+});
+
 test("a read-only token reads everywhere but cannot Save or Initialize", async () => {
   const c = client(reader);
   expect(await c.isInitialized()).toBe(true);

@@ -16,3 +16,51 @@ export function rawUnary(
     });
   });
 }
+
+/** A Pipeline stream of raw messages: what arrives, and the status it ends with. */
+export interface RawPipeline {
+  send(message: Uint8Array): void;
+  /** Half-closes: no more calls from this side. */
+  end(): void;
+  /** The answers so far, as they arrived. */
+  answers: Buffer[];
+  /** Resolves once `count` answers have arrived. */
+  answered(count: number): Promise<Buffer[]>;
+  /** The stream's final status. */
+  status: Promise<{ code: number; details: string }>;
+}
+
+export function rawPipeline(address: string, metadata = new grpc.Metadata()): RawPipeline {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const bytes = (value: Buffer) => value;
+  const stream = client.makeBidiStreamRequest("/burr.state.v1.StatePersister/Pipeline", bytes, bytes, metadata, { deadline: Date.now() + 30_000 });
+  const answers: Buffer[] = [];
+  const waiters: Array<() => void> = [];
+  stream.on("data", (answer: Buffer) => {
+    answers.push(answer);
+    waiters.forEach((wake) => wake());
+  });
+  stream.on("error", () => {});
+  const status = new Promise<{ code: number; details: string }>((resolve) =>
+    stream.on("status", (final: grpc.StatusObject) => {
+      client.close();
+      waiters.forEach((wake) => wake());
+      resolve({ code: final.code, details: final.details });
+    }),
+  );
+  return {
+    send: (message) => stream.write(Buffer.from(message)),
+    end: () => stream.end(),
+    answers,
+    answered: (count) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          if (answers.length >= count) resolve(answers.slice(0, count));
+        };
+        waiters.push(check);
+        check();
+        void status.then(() => answers.length < count && reject(new Error(`the stream ended after ${answers.length} of ${count} answers`)));
+      }),
+    status,
+  };
+}

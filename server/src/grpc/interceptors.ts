@@ -7,6 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import type { PersisterError } from "../../../core/errors";
 import type { TokenAuthority } from "../auth";
 import type { Metrics } from "../metrics";
+import { refuseCall } from "./status";
 
 /** Per method of the StatePersister service: the right it needs and whether its request names a partition. */
 const needs: Record<string, { action: "read" | "write"; partitioned: boolean }> = {
@@ -16,6 +17,10 @@ const needs: Record<string, { action: "read" | "write"; partitioned: boolean }> 
   "/burr.state.v1.StatePersister/Load": { action: "read", partitioned: true },
   "/burr.state.v1.StatePersister/ListAppIds": { action: "read", partitioned: true },
 };
+
+/** A Pipeline carries Saves and Loads: each message needs what its call needs, checked per call. */
+const pipelinePath = "/burr.state.v1.StatePersister/Pipeline";
+type PipelinedCall = { call?: { case?: string; value?: { partitionKey?: unknown } } };
 
 const isHealth = (path: string) => path.startsWith("/grpc.health.v1.Health/");
 
@@ -47,7 +52,14 @@ export function authInterceptor(authority: () => TokenAuthority | null): grpc.Se
             }
             forward(metadata);
           },
-          onReceiveMessage: (message: { partitionKey?: unknown }, forward) => {
+          onReceiveMessage: (message: { partitionKey?: unknown } & PipelinedCall, forward) => {
+            const pipelined = method.path === pipelinePath ? message?.call : undefined;
+            if ((pipelined?.case === "save" || pipelined?.case === "load") && !("code" in grant)) {
+              const partitionKey = typeof pipelined.value?.partitionKey === "string" ? pipelined.value.partitionKey : "";
+              const denied = tokens.authorize(grant, pipelined.case === "save" ? "write" : "read", partitionKey);
+              if (denied) refuseCall(message, denied);
+              return forward(message);
+            }
             if (need?.partitioned && !("code" in grant) && typeof message?.partitionKey !== "object") {
               const partitionKey = typeof message.partitionKey === "string" ? message.partitionKey : "";
               const denied = tokens.authorize(grant, need.action, partitionKey);
@@ -60,10 +72,14 @@ export function authInterceptor(authority: () => TokenAuthority | null): grpc.Se
   };
 }
 
-/** Calls that come without a deadline get this one, so no call can hold resources forever. */
+/**
+ * Calls that come without a deadline get this one, so no call can hold resources forever. A
+ * Pipeline stream is exempt: it lives as long as its client, and each call in it is bounded by
+ * the store's own timeouts.
+ */
 export function defaultDeadlineInterceptor(deadlineMs: number): grpc.ServerInterceptor {
-  return (_method, call) => {
-    if (call.getDeadline() !== Infinity) return new grpc.ServerInterceptingCall(call);
+  return (method, call) => {
+    if (call.getDeadline() !== Infinity || method.path === pipelinePath) return new grpc.ServerInterceptingCall(call);
     let timer: NodeJS.Timeout | undefined;
     const clear = () => clearTimeout(timer);
     return new grpc.ServerInterceptingCall(call, {

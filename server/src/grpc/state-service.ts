@@ -9,16 +9,22 @@ import type { GuardedPersister } from "../../../core/guard";
 import { serviceDefinition } from "../../../core/grpc-definition";
 import type { PersistedState as Persisted, Status } from "../../../core/persister";
 import {
+  CallErrorSchema,
   ListAppIdsResponseSchema,
+  LoadResponseSchema,
   PersistedStateSchema,
+  PipelineResponseSchema,
+  SaveResponseSchema,
   StatePersister,
   Status as WireStatus,
   type ListAppIdsRequest,
   type LoadRequest,
+  type PipelineRequest,
+  type PipelineResponse,
   type SaveRequest,
 } from "../../../gen/ts/burr/state/v1/state_persister_pb";
 import type { Logger } from "../log";
-import { toStatus } from "./status";
+import { refusalOf, toStatus } from "./status";
 
 /** What a request that does not decode becomes, so it is answered INVALID_ARGUMENT, not INTERNAL. */
 class MalformedRequest {
@@ -68,9 +74,37 @@ const toWire = (row: Persisted<Uint8Array>) =>
 export interface StateService {
   definition: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
+  /** Shutdown: open pipelines answer what they have received, refuse newer calls, and end. */
+  drain(): void;
 }
 
-export function stateService(persister: GuardedPersister, log: Logger): StateService {
+/** Reports one call (a pipelined Save or Load, which no interceptor sees): method path, status code, seconds. */
+export type CallObserver = (path: string, code: number, seconds: number) => void;
+
+/** Calls one pipeline may have running at once; past this the server stops reading the stream until some finish. */
+const pipelineWindow = 256;
+
+export function stateService(persister: GuardedPersister, log: Logger, observe?: CallObserver): StateService {
+  const save = async (request: SaveRequest) => {
+    const { createdAt } = await persister.save({
+      partitionKey: request.partitionKey,
+      appId: request.appId,
+      sequenceId: Number(request.sequenceId),
+      position: request.position,
+      state: request.state,
+      status: statusOf(request.status),
+    });
+    return create(SaveResponseSchema, { createdAt: timestampFromDate(createdAt) });
+  };
+  const load = async (request: LoadRequest) => {
+    const row = await persister.load({
+      partitionKey: request.partitionKey,
+      appId: request.appId,
+      sequenceId: request.sequenceId === undefined ? undefined : Number(request.sequenceId),
+    });
+    return create(LoadResponseSchema, row ? { persistedState: toWire(row) } : {});
+  };
+
   /** A unary handler: decode check, the work, then the answer or the mapped error. */
   const unary =
     <Req>(method: string, work: (request: Req) => Promise<object>): grpc.handleUnaryCall<Req | MalformedRequest, object> =>
@@ -97,6 +131,72 @@ export function stateService(persister: GuardedPersister, log: Logger): StateSer
     }
   };
 
+  const openPipelines = new Set<() => void>();
+  let draining = false;
+
+  const pipeline: grpc.handleBidiStreamingCall<PipelineRequest | MalformedRequest, object> = (call) => {
+    let running = 0;
+    let clientDone = false;
+    let ended = false;
+    const end = () => {
+      if (ended || running > 0 || !(clientDone || draining)) return;
+      ended = true;
+      openPipelines.delete(end);
+      if (!call.cancelled) call.end();
+    };
+    openPipelines.add(end);
+    if (draining) end();
+    const answer = (callId: bigint, result: PipelineResponse["result"]) => {
+      if (!ended && !call.cancelled) call.write(create(PipelineResponseSchema, { callId, result }));
+    };
+    const fail = (callId: bigint, status: { code?: number; details?: string }) =>
+      answer(callId, { case: "error", value: create(CallErrorSchema, { code: status.code ?? grpc.status.UNKNOWN, message: status.details ?? "" }) });
+
+    call.on("data", (request: PipelineRequest | MalformedRequest) => {
+      if (ended) return;
+      if (request instanceof MalformedRequest) {
+        ended = true;
+        openPipelines.delete(end);
+        return call.emit("error", request.status);
+      }
+      const { callId, call: which } = request;
+      const denied = refusalOf(request);
+      if (denied) return fail(callId, { code: denied.code, details: denied.message });
+      if (draining) return fail(callId, { code: grpc.status.UNAVAILABLE, details: "the server is shutting down; the call was not run" });
+      if (which.case === undefined) return fail(callId, { code: grpc.status.INVALID_ARGUMENT, details: "call is required: a PipelineRequest carries a save or a load" });
+      const method = which.case === "save" ? "Save" : "Load";
+      const started = process.hrtime.bigint();
+      const work: Promise<PipelineResponse["result"]> =
+        which.case === "save" ? save(which.value).then((value) => ({ case: "save", value })) : load(which.value).then((value) => ({ case: "load", value }));
+      if (++running === pipelineWindow) call.pause();
+      work
+        .then(
+          (result) => {
+            answer(callId, result);
+            return grpc.status.OK;
+          },
+          (error) => {
+            const status = toStatus(error, method, log);
+            fail(callId, status);
+            return status.code ?? grpc.status.UNKNOWN;
+          },
+        )
+        .then((code) => {
+          observe?.(`/${StatePersister.typeName}/${method}`, code, Number(process.hrtime.bigint() - started) / 1e9);
+          if (running-- === pipelineWindow) call.resume();
+          end();
+        });
+    });
+    call.on("end", () => {
+      clientDone = true;
+      end();
+    });
+    call.on("cancelled", () => {
+      ended = true;
+      openPipelines.delete(end);
+    });
+  };
+
   return {
     definition: tolerantDefinition(),
     implementation: {
@@ -105,26 +205,14 @@ export function stateService(persister: GuardedPersister, log: Logger): StateSer
         return {};
       }),
       isInitialized: unary("IsInitialized", async () => ({ initialized: await persister.isInitialized() })),
-      save: unary("Save", async (request: SaveRequest) => {
-        const { createdAt } = await persister.save({
-          partitionKey: request.partitionKey,
-          appId: request.appId,
-          sequenceId: Number(request.sequenceId),
-          position: request.position,
-          state: request.state,
-          status: statusOf(request.status),
-        });
-        return { createdAt: timestampFromDate(createdAt) };
-      }),
-      load: unary("Load", async (request: LoadRequest) => {
-        const row = await persister.load({
-          partitionKey: request.partitionKey,
-          appId: request.appId,
-          sequenceId: request.sequenceId === undefined ? undefined : Number(request.sequenceId),
-        });
-        return row ? { persistedState: toWire(row) } : {};
-      }),
+      save: unary("Save", save),
+      load: unary("Load", load),
       listAppIds,
+      pipeline,
+    },
+    drain: () => {
+      draining = true;
+      for (const end of [...openPipelines]) end();
     },
   };
 }

@@ -19,3 +19,16 @@ export function toStatus(error: unknown, method: string, log: Logger): Partial<S
   log.error("call_failed", { method, code: "INTERNAL", cause: error instanceof Error ? error.stack : String(error) });
   return { code: status.INTERNAL, details: `internal error in ${method}: ${error instanceof Error ? error.message : String(error)}` };
 }
+
+/**
+ * A pipelined call the auth interceptor refused. The interceptor sees each PipelineRequest before
+ * the handler but may only end the whole stream; it marks the one call instead, and the handler
+ * answers that call alone with this error.
+ */
+const refusal = Symbol("refusal");
+
+export function refuseCall(message: object, error: PersisterError): void {
+  (message as { [refusal]?: PersisterError })[refusal] = error;
+}
+
+export const refusalOf = (message: object): PersisterError | undefined => (message as { [refusal]?: PersisterError })[refusal];

@@ -104,3 +104,33 @@ class ListAppIdsResponse(_message.Message):
     APP_IDS_FIELD_NUMBER: _ClassVar[int]
     app_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, app_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PipelineRequest(_message.Message):
+    __slots__ = ("call_id", "save", "load")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    SAVE_FIELD_NUMBER: _ClassVar[int]
+    LOAD_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    save: SaveRequest
+    load: LoadRequest
+    def __init__(self, call_id: _Optional[int] = ..., save: _Optional[_Union[SaveRequest, _Mapping]] = ..., load: _Optional[_Union[LoadRequest, _Mapping]] = ...) -> None: ...
+
+class PipelineResponse(_message.Message):
+    __slots__ = ("call_id", "save", "load", "error")
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
+    SAVE_FIELD_NUMBER: _ClassVar[int]
+    LOAD_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    call_id: int
+    save: SaveResponse
+    load: LoadResponse
+    error: CallError
+    def __init__(self, call_id: _Optional[int] = ..., save: _Optional[_Union[SaveResponse, _Mapping]] = ..., load: _Optional[_Union[LoadResponse, _Mapping]] = ..., error: _Optional[_Union[CallError, _Mapping]] = ...) -> None: ...
+
+class CallError(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: int
+    message: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...

@@ -67,6 +67,11 @@ class StatePersisterStub:
                 request_serializer=burr_dot_state_dot_v1_dot_state__persister__pb2.ListAppIdsRequest.SerializeToString,
                 response_deserializer=burr_dot_state_dot_v1_dot_state__persister__pb2.ListAppIdsResponse.FromString,
                 _registered_method=True)
+        self.Pipeline = channel.stream_stream(
+                '/burr.state.v1.StatePersister/Pipeline',
+                request_serializer=burr_dot_state_dot_v1_dot_state__persister__pb2.PipelineRequest.SerializeToString,
+                response_deserializer=burr_dot_state_dot_v1_dot_state__persister__pb2.PipelineResponse.FromString,
+                _registered_method=True)
 
 
 class StatePersisterServicer:
@@ -117,6 +122,21 @@ class StatePersisterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Pipeline(self, request_iterator, context):
+        """Save and Load calls multiplexed over one stream, for clients with many calls in flight or
+        many calls in a row: a call costs one message instead of one HTTP/2 stream. Each request
+        carries a call_id chosen by the client, and exactly one response answers it; calls run
+        concurrently and may be answered in any order, as separate Save and Load calls would be.
+        Semantics, validation, limits and errors are those of Save and Load, reported per call in
+        PipelineResponse.error; the stream itself fails only with the connection or the server (an
+        unanswered Save then has an unknown outcome, as a Save whose answer was lost). When the server
+        shuts down it answers the calls it has received, refuses newer ones with UNAVAILABLE, and
+        ends the stream with OK. A malformed message ends the stream with INVALID_ARGUMENT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StatePersisterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -144,6 +164,11 @@ def add_StatePersisterServicer_to_server(servicer, server):
                     servicer.ListAppIds,
                     request_deserializer=burr_dot_state_dot_v1_dot_state__persister__pb2.ListAppIdsRequest.FromString,
                     response_serializer=burr_dot_state_dot_v1_dot_state__persister__pb2.ListAppIdsResponse.SerializeToString,
+            ),
+            'Pipeline': grpc.stream_stream_rpc_method_handler(
+                    servicer.Pipeline,
+                    request_deserializer=burr_dot_state_dot_v1_dot_state__persister__pb2.PipelineRequest.FromString,
+                    response_serializer=burr_dot_state_dot_v1_dot_state__persister__pb2.PipelineResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -289,6 +314,33 @@ class StatePersister:
             '/burr.state.v1.StatePersister/ListAppIds',
             burr_dot_state_dot_v1_dot_state__persister__pb2.ListAppIdsRequest.SerializeToString,
             burr_dot_state_dot_v1_dot_state__persister__pb2.ListAppIdsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pipeline(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/burr.state.v1.StatePersister/Pipeline',
+            burr_dot_state_dot_v1_dot_state__persister__pb2.PipelineRequest.SerializeToString,
+            burr_dot_state_dot_v1_dot_state__persister__pb2.PipelineResponse.FromString,
             options,
             channel_credentials,
             insecure,

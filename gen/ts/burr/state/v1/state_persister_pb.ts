@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file burr/state/v1/state_persister.proto.
  */
 export const file_burr_state_v1_state_persister: GenFile = /*@__PURE__*/
-  fileDesc("CiNidXJyL3N0YXRlL3YxL3N0YXRlX3BlcnNpc3Rlci5wcm90bxINYnVyci5zdGF0ZS52MSLEAQoOUGVyc2lzdGVkU3RhdGUSFQoNcGFydGl0aW9uX2tleRgBIAEoCRIOCgZhcHBfaWQYAiABKAkSEwoLc2VxdWVuY2VfaWQYAyABKAMSEAoIcG9zaXRpb24YBCABKAkSDQoFc3RhdGUYBSABKAwSJQoGc3RhdHVzGAYgASgOMhUuYnVyci5zdGF0ZS52MS5TdGF0dXMSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEwoRSW5pdGlhbGl6ZVJlcXVlc3QiFAoSSW5pdGlhbGl6ZVJlc3BvbnNlIhYKFElzSW5pdGlhbGl6ZWRSZXF1ZXN0IiwKFUlzSW5pdGlhbGl6ZWRSZXNwb25zZRITCgtpbml0aWFsaXplZBgBIAEoCCKoAQoLU2F2ZVJlcXVlc3QSGgoNcGFydGl0aW9uX2tleRgBIAEoCUgAiAEBEg4KBmFwcF9pZBgCIAEoCRITCgtzZXF1ZW5jZV9pZBgDIAEoAxIQCghwb3NpdGlvbhgEIAEoCRINCgVzdGF0ZRgFIAEoDBIlCgZzdGF0dXMYBiABKA4yFS5idXJyLnN0YXRlLnYxLlN0YXR1c0IQCg5fcGFydGl0aW9uX2tleSI+CgxTYXZlUmVzcG9uc2USLgoKY3JlYXRlZF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAihQEKC0xvYWRSZXF1ZXN0EhoKDXBhcnRpdGlvbl9rZXkYASABKAlIAIgBARITCgZhcHBfaWQYAiABKAlIAYgBARIYCgtzZXF1ZW5jZV9pZBgDIAEoA0gCiAEBQhAKDl9wYXJ0aXRpb25fa2V5QgkKB19hcHBfaWRCDgoMX3NlcXVlbmNlX2lkIkYKDExvYWRSZXNwb25zZRI2Cg9wZXJzaXN0ZWRfc3RhdGUYASABKAsyHS5idXJyLnN0YXRlLnYxLlBlcnNpc3RlZFN0YXRlIkEKEUxpc3RBcHBJZHNSZXF1ZXN0EhoKDXBhcnRpdGlvbl9rZXkYASABKAlIAIgBAUIQCg5fcGFydGl0aW9uX2tleSIlChJMaXN0QXBwSWRzUmVzcG9uc2USDwoHYXBwX2lkcxgBIAMoCSpJCgZTdGF0dXMSFgoSU1RBVFVTX1VOU1BFQ0lGSUVEEAASFAoQU1RBVFVTX0NPTVBMRVRFRBABEhEKDVNUQVRVU19GQUlMRUQQAjKWAwoOU3RhdGVQZXJzaXN0ZXISUQoKSW5pdGlhbGl6ZRIgLmJ1cnIuc3RhdGUudjEuSW5pdGlhbGl6ZVJlcXVlc3QaIS5idXJyLnN0YXRlLnYxLkluaXRpYWxpemVSZXNwb25zZRJaCg1Jc0luaXRpYWxpemVkEiMuYnVyci5zdGF0ZS52MS5Jc0luaXRpYWxpemVkUmVxdWVzdBokLmJ1cnIuc3RhdGUudjEuSXNJbml0aWFsaXplZFJlc3BvbnNlEj8KBFNhdmUSGi5idXJyLnN0YXRlLnYxLlNhdmVSZXF1ZXN0GhsuYnVyci5zdGF0ZS52MS5TYXZlUmVzcG9uc2USPwoETG9hZBIaLmJ1cnIuc3RhdGUudjEuTG9hZFJlcXVlc3QaGy5idXJyLnN0YXRlLnYxLkxvYWRSZXNwb25zZRJTCgpMaXN0QXBwSWRzEiAuYnVyci5zdGF0ZS52MS5MaXN0QXBwSWRzUmVxdWVzdBohLmJ1cnIuc3RhdGUudjEuTGlzdEFwcElkc1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("CiNidXJyL3N0YXRlL3YxL3N0YXRlX3BlcnNpc3Rlci5wcm90bxINYnVyci5zdGF0ZS52MSLEAQoOUGVyc2lzdGVkU3RhdGUSFQoNcGFydGl0aW9uX2tleRgBIAEoCRIOCgZhcHBfaWQYAiABKAkSEwoLc2VxdWVuY2VfaWQYAyABKAMSEAoIcG9zaXRpb24YBCABKAkSDQoFc3RhdGUYBSABKAwSJQoGc3RhdHVzGAYgASgOMhUuYnVyci5zdGF0ZS52MS5TdGF0dXMSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEwoRSW5pdGlhbGl6ZVJlcXVlc3QiFAoSSW5pdGlhbGl6ZVJlc3BvbnNlIhYKFElzSW5pdGlhbGl6ZWRSZXF1ZXN0IiwKFUlzSW5pdGlhbGl6ZWRSZXNwb25zZRITCgtpbml0aWFsaXplZBgBIAEoCCKoAQoLU2F2ZVJlcXVlc3QSGgoNcGFydGl0aW9uX2tleRgBIAEoCUgAiAEBEg4KBmFwcF9pZBgCIAEoCRITCgtzZXF1ZW5jZV9pZBgDIAEoAxIQCghwb3NpdGlvbhgEIAEoCRINCgVzdGF0ZRgFIAEoDBIlCgZzdGF0dXMYBiABKA4yFS5idXJyLnN0YXRlLnYxLlN0YXR1c0IQCg5fcGFydGl0aW9uX2tleSI+CgxTYXZlUmVzcG9uc2USLgoKY3JlYXRlZF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAihQEKC0xvYWRSZXF1ZXN0EhoKDXBhcnRpdGlvbl9rZXkYASABKAlIAIgBARITCgZhcHBfaWQYAiABKAlIAYgBARIYCgtzZXF1ZW5jZV9pZBgDIAEoA0gCiAEBQhAKDl9wYXJ0aXRpb25fa2V5QgkKB19hcHBfaWRCDgoMX3NlcXVlbmNlX2lkIkYKDExvYWRSZXNwb25zZRI2Cg9wZXJzaXN0ZWRfc3RhdGUYASABKAsyHS5idXJyLnN0YXRlLnYxLlBlcnNpc3RlZFN0YXRlIkEKEUxpc3RBcHBJZHNSZXF1ZXN0EhoKDXBhcnRpdGlvbl9rZXkYASABKAlIAIgBAUIQCg5fcGFydGl0aW9uX2tleSIlChJMaXN0QXBwSWRzUmVzcG9uc2USDwoHYXBwX2lkcxgBIAMoCSKCAQoPUGlwZWxpbmVSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAQSKgoEc2F2ZRgCIAEoCzIaLmJ1cnIuc3RhdGUudjEuU2F2ZVJlcXVlc3RIABIqCgRsb2FkGAMgASgLMhouYnVyci5zdGF0ZS52MS5Mb2FkUmVxdWVzdEgAQgYKBGNhbGwisgEKEFBpcGVsaW5lUmVzcG9uc2USDwoHY2FsbF9pZBgBIAEoBBIrCgRzYXZlGAIgASgLMhsuYnVyci5zdGF0ZS52MS5TYXZlUmVzcG9uc2VIABIrCgRsb2FkGAMgASgLMhsuYnVyci5zdGF0ZS52MS5Mb2FkUmVzcG9uc2VIABIpCgVlcnJvchgEIAEoCzIYLmJ1cnIuc3RhdGUudjEuQ2FsbEVycm9ySABCCAoGcmVzdWx0IioKCUNhbGxFcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkqSQoGU3RhdHVzEhYKElNUQVRVU19VTlNQRUNJRklFRBAAEhQKEFNUQVRVU19DT01QTEVURUQQARIRCg1TVEFUVVNfRkFJTEVEEAIy5wMKDlN0YXRlUGVyc2lzdGVyElEKCkluaXRpYWxpemUSIC5idXJyLnN0YXRlLnYxLkluaXRpYWxpemVSZXF1ZXN0GiEuYnVyci5zdGF0ZS52MS5Jbml0aWFsaXplUmVzcG9uc2USWgoNSXNJbml0aWFsaXplZBIjLmJ1cnIuc3RhdGUudjEuSXNJbml0aWFsaXplZFJlcXVlc3QaJC5idXJyLnN0YXRlLnYxLklzSW5pdGlhbGl6ZWRSZXNwb25zZRI/CgRTYXZlEhouYnVyci5zdGF0ZS52MS5TYXZlUmVxdWVzdBobLmJ1cnIuc3RhdGUudjEuU2F2ZVJlc3BvbnNlEj8KBExvYWQSGi5idXJyLnN0YXRlLnYxLkxvYWRSZXF1ZXN0GhsuYnVyci5zdGF0ZS52MS5Mb2FkUmVzcG9uc2USUwoKTGlzdEFwcElkcxIgLmJ1cnIuc3RhdGUudjEuTGlzdEFwcElkc1JlcXVlc3QaIS5idXJyLnN0YXRlLnYxLkxpc3RBcHBJZHNSZXNwb25zZTABEk8KCFBpcGVsaW5lEh4uYnVyci5zdGF0ZS52MS5QaXBlbGluZVJlcXVlc3QaHy5idXJyLnN0YXRlLnYxLlBpcGVsaW5lUmVzcG9uc2UoATABYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * A stored state snapshot.
@@ -327,6 +327,120 @@ export const ListAppIdsResponseSchema: GenMessage<ListAppIdsResponse> = /*@__PUR
   messageDesc(file_burr_state_v1_state_persister, 10);
 
 /**
+ * One call in a Pipeline.
+ *
+ * @generated from message burr.state.v1.PipelineRequest
+ */
+export type PipelineRequest = Message<"burr.state.v1.PipelineRequest"> & {
+  /**
+   * Chosen by the client and echoed in the answer; unique among the stream's unanswered calls.
+   *
+   * @generated from field: uint64 call_id = 1;
+   */
+  callId: bigint;
+
+  /**
+   * The call: required.
+   *
+   * @generated from oneof burr.state.v1.PipelineRequest.call
+   */
+  call: {
+    /**
+     * @generated from field: burr.state.v1.SaveRequest save = 2;
+     */
+    value: SaveRequest;
+    case: "save";
+  } | {
+    /**
+     * @generated from field: burr.state.v1.LoadRequest load = 3;
+     */
+    value: LoadRequest;
+    case: "load";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message burr.state.v1.PipelineRequest.
+ * Use `create(PipelineRequestSchema)` to create a new message.
+ */
+export const PipelineRequestSchema: GenMessage<PipelineRequest> = /*@__PURE__*/
+  messageDesc(file_burr_state_v1_state_persister, 11);
+
+/**
+ * The answer to one call in a Pipeline.
+ *
+ * @generated from message burr.state.v1.PipelineResponse
+ */
+export type PipelineResponse = Message<"burr.state.v1.PipelineResponse"> & {
+  /**
+   * The call_id of the request answered.
+   *
+   * @generated from field: uint64 call_id = 1;
+   */
+  callId: bigint;
+
+  /**
+   * What the unary call would have returned, or its error.
+   *
+   * @generated from oneof burr.state.v1.PipelineResponse.result
+   */
+  result: {
+    /**
+     * @generated from field: burr.state.v1.SaveResponse save = 2;
+     */
+    value: SaveResponse;
+    case: "save";
+  } | {
+    /**
+     * @generated from field: burr.state.v1.LoadResponse load = 3;
+     */
+    value: LoadResponse;
+    case: "load";
+  } | {
+    /**
+     * @generated from field: burr.state.v1.CallError error = 4;
+     */
+    value: CallError;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message burr.state.v1.PipelineResponse.
+ * Use `create(PipelineResponseSchema)` to create a new message.
+ */
+export const PipelineResponseSchema: GenMessage<PipelineResponse> = /*@__PURE__*/
+  messageDesc(file_burr_state_v1_state_persister, 12);
+
+/**
+ * A call that failed inside a Pipeline: the status the unary call would have ended with.
+ *
+ * @generated from message burr.state.v1.CallError
+ */
+export type CallError = Message<"burr.state.v1.CallError"> & {
+  /**
+   * A gRPC status code (INVALID_ARGUMENT = 3, ALREADY_EXISTS = 6, ...; never OK).
+   *
+   * @generated from field: int32 code = 1;
+   */
+  code: number;
+
+  /**
+   * What went wrong, as in the unary call's status message.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message burr.state.v1.CallError.
+ * Use `create(CallErrorSchema)` to create a new message.
+ */
+export const CallErrorSchema: GenMessage<CallError> = /*@__PURE__*/
+  messageDesc(file_burr_state_v1_state_persister, 13);
+
+/**
  * The outcome of the step whose state is saved.
  *
  * @generated from enum burr.state.v1.Status
@@ -424,6 +538,24 @@ export const StatePersister: GenService<{
     methodKind: "server_streaming";
     input: typeof ListAppIdsRequestSchema;
     output: typeof ListAppIdsResponseSchema;
+  },
+  /**
+   * Save and Load calls multiplexed over one stream, for clients with many calls in flight or
+   * many calls in a row: a call costs one message instead of one HTTP/2 stream. Each request
+   * carries a call_id chosen by the client, and exactly one response answers it; calls run
+   * concurrently and may be answered in any order, as separate Save and Load calls would be.
+   * Semantics, validation, limits and errors are those of Save and Load, reported per call in
+   * PipelineResponse.error; the stream itself fails only with the connection or the server (an
+   * unanswered Save then has an unknown outcome, as a Save whose answer was lost). When the server
+   * shuts down it answers the calls it has received, refuses newer ones with UNAVAILABLE, and
+   * ends the stream with OK. A malformed message ends the stream with INVALID_ARGUMENT.
+   *
+   * @generated from rpc burr.state.v1.StatePersister.Pipeline
+   */
+  pipeline: {
+    methodKind: "bidi_streaming";
+    input: typeof PipelineRequestSchema;
+    output: typeof PipelineResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_burr_state_v1_state_persister, 0);
