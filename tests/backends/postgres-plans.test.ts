@@ -45,6 +45,9 @@ const queries: PlannedQuery[] = [
   { label: "load by step", text: sql.step.text, types: ["text", "text", "bigint"], values: (p) => [p, "app3", 3], index: `${table}_by_app` },
   { label: "app latest", text: sql.appLatest.text, types: ["text", "text"], values: (p) => [p, "app3"], index: `${table}_by_app` },
   { label: "partition latest", text: sql.partitionLatest.text, types: ["text"], values: (p) => [p], index: `${table}_by_write` },
+  { label: "load by step, batched", text: sql.steps.text, types: ["text[]", "text[]", "bigint[]"], values: (p) => [[p, p], ["app3", "app4"], [3, 1]], index: `${table}_by_app` },
+  { label: "app latest, batched", text: sql.appLatests.text, types: ["text[]", "text[]"], values: (p) => [[p, p], ["app3", "app4"]], index: `${table}_by_app` },
+  { label: "partition latest, batched", text: sql.partitionLatests.text, types: ["text[]"], values: (p) => [[p, "small1"]], index: `${table}_by_write` },
   { label: "first page of app ids", text: sql.firstApps.text, types: ["text", "bigint"], values: (p) => [p, 1000], index: `${table}_apps_by_write` },
   { label: "next page of app ids", text: sql.nextApps.text, types: ["text", "bigint", "bigint"], values: (p) => [p, 15000, 1000], index: `${table}_apps_by_write` },
 ];
@@ -60,7 +63,9 @@ async function genericPlan(query: PlannedQuery, partition: string): Promise<stri
   await admin.query(`PREPARE ${name}(${query.types.join(", ")}) AS ${query.text}`);
   try {
     await admin.query("SET plan_cache_mode = force_generic_plan");
-    const literals = query.values(partition).map((value) => (typeof value === "string" ? `'${value}'` : String(value)));
+    const literal = (value: unknown): string =>
+      Array.isArray(value) ? `ARRAY[${value.map(literal).join(", ")}]` : typeof value === "string" ? `'${value}'` : String(value);
+    const literals = query.values(partition).map(literal);
     const result = await admin.query(`EXPLAIN EXECUTE ${name}(${literals.join(", ")})`);
     return result.rows.map((row: Record<string, string>) => row["QUERY PLAN"]).join("\n");
   } finally {

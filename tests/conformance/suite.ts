@@ -4,7 +4,7 @@
  * needs a special case here has a bug.
  */
 import { Code, codeName, PersisterError } from "../../core/errors";
-import type { AsyncStatePersister, PersistedState, SaveInput } from "../../core/persister";
+import type { AsyncStatePersister, LoadQuery, PersistedState, SaveInput } from "../../core/persister";
 import { bigState, fidelityCases } from "./fidelity";
 
 export type Persister = AsyncStatePersister<Uint8Array>;
@@ -318,6 +318,29 @@ export function conformanceSuite(name: string, makeSubject: () => Promise<Subjec
           expect((await p.load({ partitionKey: partition, appId: "app", sequenceId }))?.sequenceId).toBe(sequenceId);
         }
         expect(await p.listAppIds(partition)).toEqual(["app"]);
+      });
+
+      test("many concurrent loads of every kind each get their own answer", async () => {
+        const partitions = [freshPartition(), freshPartition()];
+        for (const [n, partition] of partitions.entries()) {
+          for (let app = 0; app < 5; app++) {
+            for (let sequenceId = 0; sequenceId < 3; sequenceId++) {
+              await p.save(step(partition, `app${app}`, sequenceId, { position: `p${n}`, state: bytes(`${partition}/${app}/${sequenceId}`) }));
+            }
+          }
+        }
+        const queries: Array<[LoadQuery, string | null]> = partitions.flatMap((partition) => [
+          ...Array.from({ length: 5 }, (_, app): [LoadQuery, string] => [{ partitionKey: partition, appId: `app${app}` }, `${partition}/${app}/2`]),
+          ...Array.from({ length: 15 }, (_, i): [LoadQuery, string] => [{ partitionKey: partition, appId: `app${i % 5}`, sequenceId: i % 3 }, `${partition}/${i % 5}/${i % 3}`]),
+          [{ partitionKey: partition }, `${partition}/4/2`],
+          [{ partitionKey: partition, appId: "nobody" }, null],
+          [{ partitionKey: partition, appId: "app1", sequenceId: 7 }, null],
+        ]);
+        queries.push([{ partitionKey: freshPartition() }, null]);
+        // Twice over, shuffled, all in flight at once: stores that batch loads must still answer each.
+        const all = [...queries, ...queries].sort(() => Math.random() - 0.5);
+        const rows = await Promise.all(all.map(([query]) => p.load(query)));
+        expect(rows.map((row) => (row ? Buffer.from(row.state).toString() : null))).toEqual(all.map(([, expected]) => expected));
       });
 
       test("50 racing saves of one key: exactly one wins, the others get ALREADY_EXISTS", async () => {

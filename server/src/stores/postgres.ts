@@ -16,6 +16,7 @@ import type { Backend, StoredRow } from "../../../core/backend";
 import { duplicate, notInitialized, PersisterError, unavailable } from "../../../core/errors";
 import type { Status } from "../../../core/persister";
 import type { LoadKey, SaveRow } from "../../../core/validation";
+import { Batcher } from "./batcher";
 import { checkIdentifier } from "./sql-names";
 
 export interface PostgresOptions {
@@ -64,6 +65,20 @@ const queryTimeoutMs = 5000;
 /** Limits on one shared save statement: rows, and state bytes (a larger state is written alone). */
 const maxBatchRows = 64;
 const maxBatchStateBytes = 4 * 1024 * 1024;
+/** Keys one batched load statement looks up. */
+const maxBatchLoads = 256;
+
+/** The next save batch: up to maxBatchRows rows and maxBatchStateBytes of states (a larger state goes alone). */
+function takeSaves(queued: number, at: (index: number) => SaveRow): number {
+  let bytes = at(0).state.byteLength;
+  let count = 1;
+  while (count < queued && count < maxBatchRows) {
+    bytes += at(count).state.byteLength;
+    if (bytes > maxBatchStateBytes) break;
+    count++;
+  }
+  return count;
+}
 
 interface Row {
   partition_key: string;
@@ -81,12 +96,6 @@ interface SavedRow {
   sequence_id: string;
   position: string;
   created_at: Date;
-}
-
-interface PendingSave {
-  row: SaveRow;
-  resolve: (createdAt: Date) => void;
-  reject: (error: unknown) => void;
 }
 
 const toStored = (row: Row | undefined): StoredRow | null =>
@@ -136,9 +145,8 @@ export class PostgresBackend implements Backend {
   private readonly pool: Pool;
   private readonly sql: ReturnType<typeof postgresStatements>;
   private readonly saveTexts = new Map<number, string>();
-  private readonly queue: PendingSave[] = [];
-  private readonly writing = new Set<Promise<void>>();
-  private flushScheduled = false;
+  private readonly saves: Batcher<SaveRow, Date>;
+  private readonly loads: { [K in LoadKey["kind"]]: Batcher<Extract<LoadKey, { kind: K }>, StoredRow | null> };
   private closing: Promise<void> | null = null;
 
   constructor(private readonly options: PostgresOptions) {
@@ -156,6 +164,28 @@ export class PostgresBackend implements Backend {
     // next call reconnects or answers UNAVAILABLE. Without a listener the process would crash.
     this.pool.on("error", () => {});
     this.sql = postgresStatements(options.schema, options.table);
+    this.saves = new Batcher({ maxInFlight: options.poolSize, take: takeSaves, run: (rows) => this.write(rows) });
+    const loads = <K extends LoadKey["kind"]>(one: (key: Extract<LoadKey, { kind: K }>) => Promise<StoredRow | null>, many: (keys: Array<Extract<LoadKey, { kind: K }>>) => Promise<Array<StoredRow | null>>) =>
+      new Batcher<Extract<LoadKey, { kind: K }>, StoredRow | null>({
+        maxInFlight: options.poolSize,
+        take: (queued) => Math.min(queued, maxBatchLoads),
+        run: (keys) => (keys.length === 1 ? one(keys[0]!).then((row) => [row]) : many(keys)),
+      });
+    const sql = this.sql;
+    this.loads = {
+      step: loads<"step">(
+        (key) => this.first(sql.step, [key.partitionKey, key.appId, key.sequenceId]),
+        (keys) => this.each(sql.steps, [keys.map((key) => key.partitionKey), keys.map((key) => key.appId), keys.map((key) => key.sequenceId)], keys.length),
+      ),
+      "app-latest": loads<"app-latest">(
+        (key) => this.first(sql.appLatest, [key.partitionKey, key.appId]),
+        (keys) => this.each(sql.appLatests, [keys.map((key) => key.partitionKey), keys.map((key) => key.appId)], keys.length),
+      ),
+      "partition-latest": loads<"partition-latest">(
+        (key) => this.first(sql.partitionLatest, [key.partitionKey]),
+        (keys) => this.each(sql.partitionLatests, [keys.map((key) => key.partitionKey)], keys.length),
+      ),
+    };
   }
 
   async initialize(): Promise<void> {
@@ -176,63 +206,17 @@ export class PostgresBackend implements Backend {
   }
 
   save(row: SaveRow): Promise<Date> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ row, resolve, reject });
-      this.scheduleFlush();
-    });
+    return this.saves.add(row);
   }
 
-  /** Saves arriving in the same turn of the event loop are sent together. */
-  private scheduleFlush() {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      this.flush();
-    });
-  }
-
-  /** Starts statements for the queued saves while connections are free; the rest wait for the next one. */
-  private flush() {
-    while (this.queue.length > 0 && this.writing.size < this.options.poolSize) {
-      const batch = this.takeBatch();
-      const write = this.write(batch).finally(() => {
-        this.writing.delete(write);
-        if (this.queue.length > 0) this.flush();
-      });
-      this.writing.add(write);
-    }
-  }
-
-  private takeBatch(): PendingSave[] {
-    let bytes = this.queue[0]!.row.state.byteLength;
-    let count = 1;
-    while (count < this.queue.length && count < maxBatchRows) {
-      bytes += this.queue[count]!.row.state.byteLength;
-      if (bytes > maxBatchStateBytes) break;
-      count++;
-    }
-    return this.queue.splice(0, count);
-  }
-
-  private async write(batch: PendingSave[]): Promise<void> {
-    let outcomes: Array<Date | PersisterError>;
+  /** One statement for the batch; when it fails for a reason that may belong to one row, each row alone. */
+  private async write(rows: SaveRow[]): Promise<Array<Date | Error>> {
     try {
-      outcomes = await this.insert(batch.map((pending) => pending.row));
+      return await this.insert(rows);
     } catch (error) {
-      if (batch.length > 1 && !(error instanceof PersisterError)) {
-        // A failure that may belong to one row: each save gets its own answer.
-        await Promise.all(batch.map((pending) => this.write([pending])));
-        return;
-      }
-      for (const pending of batch) pending.reject(error);
-      return;
+      if (rows.length === 1 || error instanceof PersisterError) throw error;
+      return Promise.all(rows.map((row) => this.insert([row]).then(([outcome]) => outcome!, (failure: Error) => failure)));
     }
-    batch.forEach((pending, i) => {
-      const outcome = outcomes[i]!;
-      if (outcome instanceof Date) pending.resolve(outcome);
-      else pending.reject(outcome);
-    });
   }
 
   /** Inserts the rows in one statement; a row whose key is already stored (or repeated earlier in the batch) is a duplicate. */
@@ -259,15 +243,19 @@ export class PostgresBackend implements Backend {
     return { name: `save_${rows}`, text };
   }
 
-  async load(key: LoadKey): Promise<StoredRow | null> {
-    switch (key.kind) {
-      case "step":
-        return toStored((await this.query<Row>(this.sql.step, [key.partitionKey, key.appId, key.sequenceId]))[0]);
-      case "app-latest":
-        return toStored((await this.query<Row>(this.sql.appLatest, [key.partitionKey, key.appId]))[0]);
-      case "partition-latest":
-        return toStored((await this.query<Row>(this.sql.partitionLatest, [key.partitionKey]))[0]);
-    }
+  load(key: LoadKey): Promise<StoredRow | null> {
+    return (this.loads[key.kind] as Batcher<LoadKey, StoredRow | null>).add(key);
+  }
+
+  private async first(statement: { name: string; text: string }, values: unknown[]): Promise<StoredRow | null> {
+    return toStored((await this.query<Row>(statement, values))[0]);
+  }
+
+  /** A batched load: rows tagged with their key's 1-based position; keys that match nothing have none. */
+  private async each(statement: { name: string; text: string }, values: unknown[], count: number): Promise<Array<StoredRow | null>> {
+    const found: Array<StoredRow | null> = new Array(count).fill(null);
+    for (const row of await this.query<Row & { i: string }>(statement, values)) found[Number(row.i) - 1] = toStored(row);
+    return found;
   }
 
   async *appIdPages(partitionKey: string, pageSize: number): AsyncIterable<string[]> {
@@ -285,9 +273,7 @@ export class PostgresBackend implements Backend {
   /** Saves already accepted are written before the pool goes away. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      while (this.queue.length > 0 || this.writing.size > 0) {
-        await (this.writing.size > 0 ? Promise.allSettled(this.writing) : new Promise((resolve) => setImmediate(resolve)));
-      }
+      await this.saves.idle();
       await this.pool.end();
     })();
     return this.closing;
@@ -385,6 +371,28 @@ export function postgresStatements(schema: string, table: string) {
     partitionLatest: {
       name: "load_partition_latest",
       text: `SELECT ${columns} FROM ${states} WHERE partition_key = $1 ORDER BY write_seq DESC LIMIT 1`,
+    },
+    // The same three loads for many keys at once (arrays of keys, one row per key that matches,
+    // tagged with the key's position i): the single-key query per key, as a lateral join.
+    steps: {
+      name: "load_steps",
+      text: `SELECT k.i, s.* FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS k (partition_key, app_id, sequence_id, i)
+             CROSS JOIN LATERAL (SELECT ${columns} FROM ${states} t
+               WHERE t.partition_key = k.partition_key COLLATE "C" AND t.app_id = k.app_id COLLATE "C" AND t.sequence_id = k.sequence_id
+               ORDER BY t.write_seq DESC LIMIT 1) s`,
+    },
+    appLatests: {
+      name: "load_app_latests",
+      text: `SELECT k.i, s.* FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k (partition_key, app_id, i)
+             CROSS JOIN LATERAL (SELECT ${columns} FROM ${states} t
+               WHERE t.partition_key = k.partition_key COLLATE "C" AND t.app_id = k.app_id COLLATE "C"
+               ORDER BY t.sequence_id DESC, t.write_seq DESC LIMIT 1) s`,
+    },
+    partitionLatests: {
+      name: "load_partition_latests",
+      text: `SELECT k.i, s.* FROM unnest($1::text[]) WITH ORDINALITY AS k (partition_key, i)
+             CROSS JOIN LATERAL (SELECT ${columns} FROM ${states} t
+               WHERE t.partition_key = k.partition_key COLLATE "C" ORDER BY t.write_seq DESC LIMIT 1) s`,
     },
     firstApps: {
       name: "apps_first",
