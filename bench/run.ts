@@ -16,6 +16,8 @@
  * --profile (V8 CPU profiles of the server children into bench/results/profiles/)
  * --out DIR (write results; the default full run writes to bench/results, smoke and filtered
  * runs only print).
+ * --python / --no-python / --python-only: the Python row (lib/python-row.ts: the Python client
+ * against Burr's own persisters), included in unfiltered runs, after the backends.
  * A backend that cannot start (its module still UNIMPLEMENTED, its database unreachable) is
  * reported as skipped with the reason; the run goes on with the others.
  */
@@ -30,6 +32,7 @@ import { openCeiling, type BackendName } from "./lib/ceilings";
 import { ChildExited, repoRoot, startChildServer, type ChildServer } from "./lib/children";
 import { JobRunner, openSurface, type Job, type Target } from "./lib/jobs";
 import type { Summary, Timing } from "./lib/load";
+import { PythonBench, pythonBroken, pythonMarkdown, type PythonLine } from "./lib/python-row";
 import { formatBytes, formatMs, formatRate, formatRatio, machine, machineLine, markdownTable, type Machine } from "./lib/report";
 import {
   appId,
@@ -63,6 +66,8 @@ interface Options {
   backendBudgetMs: number;
   profileDir?: string;
   outDir?: string;
+  /** The Python row (bench/lib/python-row.ts). */
+  python: boolean;
 }
 
 const list = (text: string | undefined) => text?.split(",").map((item) => item.trim()).filter(Boolean);
@@ -86,16 +91,19 @@ function parseOptions(argv: string[]): Options {
       "backend-budget-s": { type: "string" },
       profile: { type: "boolean" },
       out: { type: "string" },
+      python: { type: "boolean" },
+      "no-python": { type: "boolean" },
+      "python-only": { type: "boolean" },
     },
   });
   const smoke = values.smoke ?? false;
-  const backends = (list(values.backends) ?? backendNames) as BackendName[];
+  const backends = (values["python-only"] ? [] : (list(values.backends) ?? backendNames)) as BackendName[];
   for (const name of backends) if (!backendNames.includes(name)) throw new Error(`unknown backend ${name}: use ${backendNames.join(", ")}`);
   const ops = (list(values.ops) ?? operations) as Operation[];
   for (const op of ops) if (!operations.includes(op)) throw new Error(`unknown operation ${op}: use ${operations.join(", ")}`);
   const synchronous = values["sqlite-synchronous"] ?? "full";
   if (synchronous !== "full" && synchronous !== "normal") throw new Error("--sqlite-synchronous is full or normal");
-  const filtered = [values.backends, values.ops, values.sizes, values.concurrency].some((value) => value !== undefined);
+  const filtered = [values.backends, values.ops, values.sizes, values.concurrency, values["python-only"]].some((value) => value !== undefined);
   const stamp = new Date().toISOString().slice(0, 19).replaceAll(":", "");
   return {
     smoke,
@@ -116,6 +124,7 @@ function parseOptions(argv: string[]): Options {
     backendBudgetMs: 1000 * Number(values["backend-budget-s"] ?? (smoke ? 20 : 120)),
     profileDir: values.profile ? path.join(repoRoot, "bench/results/profiles", stamp) : undefined,
     outDir: values.out ?? (smoke || filtered ? undefined : path.join(repoRoot, "bench/results")),
+    python: !values["no-python"] && (values.python || values["python-only"] || !filtered),
   };
 }
 
@@ -536,20 +545,27 @@ async function main(): Promise<void> {
   console.log(machineLine(info));
   const started = performance.now();
   const bench = new Bench(options);
+  const python = options.python
+    ? new PythonBench({ smoke: options.smoke, sqliteSynchronous: options.sqliteSynchronous, targetRounds: options.targetRounds, profileDir: options.profileDir })
+    : null;
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.once(signal, () => {
       console.log(`${signal}: stopping the servers and dropping the bench data`);
-      void bench.abort().finally(() => process.exit(130));
+      void Promise.all([bench.abort(), python?.abort()]).finally(() => process.exit(130));
     });
   }
+  let pythonLines: PythonLine[] = [];
   try {
     for (const name of options.backends) await bench.runBackend(name);
   } finally {
     await bench.close();
   }
-  const markdown = resultsMarkdown(bench.lines, info, options);
+  if (python) pythonLines = await python.run();
+  else console.log("python: the Python row is left out (--no-python, or a filtered run without --python)");
+  const backendsMarkdown = options.backends.length > 0 ? resultsMarkdown(bench.lines, info, options) : `# Benchmark results\n\n${machineLine(info)}\n`;
+  const markdown = backendsMarkdown + (python ? `\n${pythonMarkdown(pythonLines)}` : "");
   console.log(`\n${markdown}`);
-  const jsonLines = bench.lines.map((line) => JSON.stringify({ ...line, date: info.date, nproc: info.nproc, node: info.node }));
+  const jsonLines = [...bench.lines, ...pythonLines].map((line) => JSON.stringify({ ...line, date: info.date, nproc: info.nproc, node: info.node }));
   for (const line of jsonLines) console.log(line);
   console.log(`\nbench took ${((performance.now() - started) / 1000).toFixed(0)} s`);
   if (options.outDir) {
@@ -566,7 +582,7 @@ async function main(): Promise<void> {
     (line) => line.kind === "row" && [line.server, line.grpcCeiling, line.dbCeiling].some((s) => s && Object.keys(s.failures).some((code) => !slowness.has(code))),
   );
   if (bench.lines.some((line) => line.kind === "row" && line.server.errors > 0)) console.log("some calls failed: see the rows marked ERRORS");
-  if (broken) process.exitCode = 1;
+  if (broken || pythonBroken(pythonLines)) process.exitCode = 1;
 }
 
 main().catch((error: unknown) => {
