@@ -489,6 +489,18 @@ function progressLine(line: Line): string {
   }
 }
 
+/**
+ * A row's target verdict. A server cannot outrun the no-op server on the same stack, so where the
+ * gRPC ceiling is below the database ceiling, 1.0 × DB is out of reach on this machine: the cell
+ * then also shows that bound (gRPC ceiling / DB ceiling).
+ */
+function targetCell(row: Row): string {
+  if (!row.target) return "";
+  const verdict = `≥ ${row.target.atLeast.toFixed(2)} × ${row.target.of === "grpc" ? "gRPC" : "DB"}: ${row.target.met ? "met" : "**missed**"}`;
+  const bound = row.dbCeiling ? row.grpcCeiling.opsPerSec / row.dbCeiling.opsPerSec : null;
+  return row.target.of === "db" && !row.target.met && bound !== null && bound < row.target.atLeast ? `${verdict} (no-op bound ${formatRatio(bound)})` : verdict;
+}
+
 function resultsMarkdown(lines: Line[], info: Machine, options: Options): string {
   const rows = lines.filter((line): line is Row => line.kind === "row");
   const table = markdownTable(
@@ -505,7 +517,7 @@ function resultsMarkdown(lines: Line[], info: Machine, options: Options): string
       formatRatio(row.grpcRatio),
       formatRate(row.dbCeiling?.opsPerSec),
       formatRatio(row.dbRatio ?? undefined),
-      row.target ? `≥ ${row.target.atLeast.toFixed(2)} × ${row.target.of === "grpc" ? "gRPC" : "DB"}: ${row.target.met ? "met" : "**missed**"}` : "",
+      targetCell(row),
     ]),
     new Set([3, 4, 5, 6, 7, 8, 9, 10]),
   );

@@ -268,6 +268,8 @@ export async function openRedis(url: string): Promise<Backend> {
     // How long a closing socket may linger; ioredis keeps this timer even for a socket that is
     // already gone, and the default (2 s) holds a process that failed to connect open that long.
     disconnectTimeout: 500,
+    // Commands issued in one turn of the event loop (the calls of one pipelined read) go out in one write.
+    enableAutoPipelining: true,
   }) as ScriptedRedis;
   redis.defineCommand("burrSave", { numberOfKeys: 4, lua: saveScript });
   redis.defineCommand("burrLoad", { numberOfKeys: 1, lua: loadScript });

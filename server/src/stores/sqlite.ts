@@ -139,10 +139,12 @@ export class SqliteSyncBackend implements SyncBackend {
     const insert = this.db.prepare(sql.insert);
     const touchApp = this.db.prepare(sql.touchApp);
     return {
-      save: this.db.transaction((row: SaveRow, createdAt: number) => {
+      // Inside a transaction: a duplicate fails the insert statement alone, which SQLite undoes by
+      // itself, so a batch needs no savepoint per row.
+      insertRow: (row: SaveRow, createdAt: number) => {
         const { lastInsertRowid } = insert.run({ ...row, createdAt });
         touchApp.run(row.partitionKey, row.appId, lastInsertRowid);
-      }),
+      },
       step: this.db.prepare(sql.step),
       appLatest: this.db.prepare(sql.appLatest),
       partitionLatest: this.db.prepare(sql.partitionLatest),
@@ -181,30 +183,30 @@ export class SqliteSyncBackend implements SyncBackend {
   }
 
   save(row: SaveRow): Date {
-    const createdAt = Date.now();
-    this.run(() => {
-      try {
-        this.sql.save(row, createdAt);
-      } catch (error) {
-        if (isSqliteError(error, "SQLITE_CONSTRAINT_UNIQUE")) throw duplicate(row);
-        throw error;
-      }
-    });
-    return new Date(createdAt);
+    const [outcome] = this.saveMany([row]);
+    if (outcome instanceof Error) throw outcome;
+    return outcome!;
   }
 
-  /** Saves many rows in one transaction (one commit); each row succeeds or fails alone. */
+  /**
+   * Saves many rows in one transaction (one commit). A duplicate fails its row alone; any other
+   * failure fails the whole batch, rolled back, so nothing is half-written.
+   */
   saveMany(rows: SaveRow[]): Array<Date | Error> {
     return this.run(() =>
-      this.db.transaction(() =>
-        rows.map((row) => {
+      this.db.transaction(() => {
+        const { insertRow } = this.sql;
+        return rows.map((row) => {
+          const createdAt = Date.now();
           try {
-            return this.save(row);
+            insertRow(row, createdAt);
+            return new Date(createdAt);
           } catch (error) {
-            return error as Error;
+            if (isSqliteError(error, "SQLITE_CONSTRAINT_UNIQUE")) return duplicate(row);
+            throw error;
           }
-        }),
-      )(),
+        });
+      })(),
     );
   }
 
@@ -378,22 +380,13 @@ export class SqliteBackend implements Backend {
       let results: Array<Date | Error>;
       try {
         const rows = batch.map((item) => item.row);
-        results = this.writer ? (await this.writer.write(rows)).map(fromOutcome) : this.saveHere(rows);
+        results = this.writer ? (await this.writer.write(rows)).map(fromOutcome) : this.sync.saveMany(rows);
       } catch (error) {
         results = batch.map(() => error as Error);
       }
       results.forEach((result, i) => (result instanceof Error ? batch[i]!.reject(result) : batch[i]!.resolve(result)));
     }
     this.flushing = null;
-  }
-
-  private saveHere(rows: SaveRow[]): Array<Date | Error> {
-    if (rows.length > 1) return this.sync.saveMany(rows);
-    try {
-      return [this.sync.save(rows[0]!)];
-    } catch (error) {
-      return [error as Error];
-    }
   }
 
   async load(key: LoadKey) {
