@@ -1,124 +1,158 @@
 /**
  * SyncGrpcStatePersister: the same calls as GrpcStatePersister, blocking, for code that cannot
- * await (Burr's synchronous persister). A worker thread runs the gRPC call while this thread
- * waits on Atomics.wait; messages are encoded and decoded here with the generated schemas.
+ * await (Burr's synchronous persister). It is the async client run on another thread: a worker
+ * (sync-worker.ts) hosts RawGrpcPersister, so both clients share one transport, its retries and
+ * deadlines. This thread posts {method, args} and waits on Atomics.wait for the answer.
  */
-import { create, fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import * as path from "node:path";
+import { isUint8Array } from "node:util/types";
+import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import { withCodecSync, type JsonValue } from "../../core/codec";
 import { Code, PersisterError } from "../../core/errors";
 import type { LoadQuery, PersistedState, SaveInput, SaveResult, SyncStatePersister } from "../../core/persister";
-import {
-  InitializeRequestSchema,
-  InitializeResponseSchema,
-  IsInitializedRequestSchema,
-  IsInitializedResponseSchema,
-  ListAppIdsRequestSchema,
-  ListAppIdsResponseSchema,
-  LoadRequestSchema,
-  LoadResponseSchema,
-  SaveRequestSchema,
-  SaveResponseSchema,
-  StatePersister,
-} from "../../gen/ts/burr/state/v1/state_persister_pb";
-import { listRequest, loadRequest, persistedState, persisterError, saveRequest, savedAt } from "./messages";
-import { backoffMs, channelCredentials, isRetryable, resolveOptions, type ClientOptions, type ResolvedOptions } from "./options";
+import { channelCredentials, resolveOptions, type ClientOptions, type ResolvedOptions } from "./options";
 
-type Reply = { id: number; response?: Uint8Array; chunks?: Uint8Array[]; error?: { code: number; details: string } };
+type Method = "initialize" | "isInitialized" | "save" | "load" | "listAppIds";
+export type Request = { method: Method; args: unknown[] };
+export type Reply = { value: unknown } | { error: { code: Code; message: string } };
+/** What the worker is started with: the options minus the codec, which cannot cross threads. */
+export type WorkerSetup = { port: MessagePort; signal: Int32Array; options: Omit<ResolvedOptions<unknown>, "codec"> };
 
-/** Sleeps this thread: there is no event loop turn to wait for in a synchronous call. */
-const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+/** Values of the signal's one cell: the worker sets them, this thread sets it back to pending for a call. */
+const signalPending = 0;
+export const signalReplied = 1;
+const signalExited = 2;
+
+/** Time for the worker to start (it loads grpc-js, and tsx under TypeScript) on a busy machine. */
+const startupSlackMs = 15_000;
+
+const noTransfer: ArrayBuffer[] = [];
+
+/**
+ * Answers are rebuilt by Node in its main realm; their Date and Uint8Array are remade here so
+ * they are the caller's own types where the caller runs in another realm (a jest test, a vm).
+ */
+const ownDate = (date: Date) => new Date(date.getTime());
+
+/**
+ * The worker's first code: it hooks the thread's exit before loading the worker module, so a
+ * worker that dies, even one that cannot load, wakes its caller at once instead of at the guard
+ * timeout. A load failure is also posted as the answer, for the caller to see why.
+ */
+const bootstrap = `
+  const { workerData } = require("node:worker_threads");
+  process.on("exit", () => {
+    Atomics.store(workerData.signal, 0, ${signalExited});
+    Atomics.notify(workerData.signal, 0);
+  });
+  try {
+    require(${JSON.stringify(path.join(__dirname, `sync-worker${path.extname(__filename)}`))});
+  } catch (error) {
+    workerData.port.postMessage({ error: { code: ${Code.INTERNAL}, message: "the sync client's worker thread could not start: " + error } });
+    throw error;
+  }
+`;
+
+class WorkerThread {
+  readonly worker: Worker;
+  readonly port: MessagePort;
+  readonly signal = new Int32Array(new SharedArrayBuffer(4));
+
+  constructor(options: ResolvedOptions<unknown>) {
+    const { port1, port2 } = new MessageChannel();
+    const { codec: _, ...cloneable } = options;
+    const setup: WorkerSetup = { port: port2, signal: this.signal, options: cloneable };
+    this.port = port1;
+    this.worker = new Worker(bootstrap, {
+      eval: true,
+      workerData: setup,
+      transferList: [port2],
+      // Under tsx or ts-jest this module is TypeScript: the thread needs the same loader.
+      execArgv: __filename.endsWith(".ts") ? ["--require", require.resolve("tsx/cjs")] : undefined,
+    });
+    // Its death reaches the caller through the signal; unhandled, this event would end the process.
+    this.worker.on("error", () => {});
+    // An idle client never keeps the process alive.
+    this.worker.unref();
+    this.port.unref();
+  }
+}
 
 class RawSyncGrpcPersister implements SyncStatePersister<Uint8Array> {
-  private readonly worker: Worker;
-  private readonly port: MessagePort;
-  private readonly signal = new Int32Array(new SharedArrayBuffer(4));
-  private nextId = 0;
+  private thread: WorkerThread | null;
   private closed = false;
+  /** Longest a call may take in the worker, its retries and backoffs included. */
+  private readonly unaryBudgetMs: number;
+  private readonly listBudgetMs: number;
 
   constructor(private readonly options: ResolvedOptions<unknown>) {
     // Bad TLS material fails here, as in the async client, not later inside the worker.
     channelCredentials(options.tls);
-    const { port1, port2 } = new MessageChannel();
-    this.port = port1;
-    this.worker = new Worker(path.join(__dirname, "sync-worker.js"), {
-      workerData: { port: port2, signal: this.signal, address: options.address, tls: options.tls, token: options.token, channelOptions: options.channelOptions },
-      transferList: [port2],
-    });
-    this.worker.unref();
-    this.port.unref();
+    const { attempts, maxBackoffMs } = options.retry;
+    const backoffs = Math.max(0, attempts - 1) * maxBackoffMs;
+    this.unaryBudgetMs = Math.max(1, attempts) * options.deadlineMs + backoffs;
+    this.listBudgetMs = Math.max(1, attempts) * options.listDeadlineMs + backoffs;
+    this.thread = new WorkerThread(options);
   }
 
-  /** One blocking round trip: encode here, send bytes through the worker, decode here. */
-  private call<I extends DescMessage, O extends DescMessage>(
-    name: string,
-    input: I,
-    request: MessageShape<I>,
-    output: O,
-    streaming = false,
-  ): MessageShape<O>[] {
+  /** One blocking call through the worker; `transfer` is moved there, not copied. */
+  private call<T>(method: Method, args: unknown[], budgetMs: number, transfer = noTransfer): T {
     if (this.closed) throw new PersisterError(Code.FAILED_PRECONDITION, "the persister is closed");
-    const id = ++this.nextId;
-    const deadlineMs = streaming ? this.options.listDeadlineMs : this.options.deadlineMs;
-    Atomics.store(this.signal, 0, 0);
-    this.port.postMessage({ id, path: `/${StatePersister.typeName}/${name}`, request: toBinary(input, request), streaming, deadlineMs });
-    // The worker enforces the call deadline; this wait only guards against a stuck worker.
-    if (Atomics.wait(this.signal, 0, 0, deadlineMs + 5_000) === "timed-out") {
-      throw new PersisterError(Code.DEADLINE_EXCEEDED, `${name} got no answer within ${deadlineMs} ms (server ${this.options.address})`);
+    // A worker that died since the last call, or was dropped after a timeout, is started afresh.
+    let thread = this.thread;
+    if (!thread || Atomics.compareExchange(thread.signal, 0, signalReplied, signalPending) === signalExited) {
+      thread = this.thread = new WorkerThread(this.options);
     }
-    let reply: Reply | undefined;
-    for (let message = receiveMessageOnPort(this.port); message; message = receiveMessageOnPort(this.port)) {
-      if ((message.message as Reply).id === id) reply = message.message as Reply;
+    const { signal, port } = thread;
+    port.postMessage({ method, args } satisfies Request, transfer);
+    // The worker enforces deadlines and retries; this wait only guards against a stuck worker.
+    const waited = Atomics.wait(signal, 0, signalPending, budgetMs + startupSlackMs);
+    const reply = receiveMessageOnPort(port)?.message as Reply | undefined;
+    if (!reply) {
+      this.thread = null;
+      void thread.worker.terminate();
+      if (waited === "timed-out") throw new PersisterError(Code.DEADLINE_EXCEEDED, `${method} got no answer from the client's worker thread within ${budgetMs + startupSlackMs} ms (server ${this.options.address})`);
+      throw new PersisterError(Code.INTERNAL, `${method}: the client's worker thread exited without an answer`);
     }
-    if (!reply) throw new PersisterError(Code.INTERNAL, `${name}: the worker answered without a reply`);
-    if (reply.error) throw persisterError(reply.error, this.options.address);
-    const parts = streaming ? reply.chunks! : [reply.response!];
-    return parts.map((bytes) => fromBinary(output, bytes));
-  }
-
-  private retried<T>(work: () => T): T {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return work();
-      } catch (error) {
-        if (attempt >= this.options.retry.attempts || !isRetryable(error as { code?: number })) throw error;
-        sleep(backoffMs(this.options.retry, attempt));
-      }
-    }
+    if ("error" in reply) throw new PersisterError(reply.error.code, reply.error.message);
+    return reply.value as T;
   }
 
   initialize(): void {
-    this.retried(() => this.call("Initialize", InitializeRequestSchema, create(InitializeRequestSchema), InitializeResponseSchema));
+    this.call("initialize", [], this.unaryBudgetMs);
   }
 
   isInitialized(): boolean {
-    const request = create(IsInitializedRequestSchema);
-    const [response] = this.retried(() => this.call("IsInitialized", IsInitializedRequestSchema, request, IsInitializedResponseSchema));
-    return response!.initialized;
+    return this.call("isInitialized", [], this.unaryBudgetMs);
   }
 
   save(input: SaveInput<Uint8Array>): SaveResult {
-    const [response] = this.call("Save", SaveRequestSchema, saveRequest(input), SaveResponseSchema);
-    return { createdAt: savedAt(response!) };
+    const { partitionKey, appId, sequenceId, position, state, status } = input;
+    // Posting a view copies its whole buffer: a state that is part of a larger one (a Buffer from
+    // the pool, a slice of a network read) goes as a copy of its own bytes, moved rather than
+    // copied again. Moving the caller's own buffer would empty it.
+    const part = isUint8Array(state) && state.byteLength !== state.buffer.byteLength;
+    const sent = part ? new Uint8Array(state) : state;
+    const args = [{ partitionKey, appId, sequenceId, position, state: sent, status }];
+    const { createdAt } = this.call<SaveResult>("save", args, this.options.deadlineMs, part ? [sent.buffer as ArrayBuffer] : noTransfer);
+    return { createdAt: ownDate(createdAt) };
   }
 
   load(query: LoadQuery): PersistedState<Uint8Array> | null {
-    const request = loadRequest(query);
-    const [response] = this.retried(() => this.call("Load", LoadRequestSchema, request, LoadResponseSchema));
-    return persistedState(response!);
+    const { partitionKey, appId, sequenceId } = query;
+    const row = this.call<PersistedState<Uint8Array> | null>("load", [{ partitionKey, appId, sequenceId }], this.unaryBudgetMs);
+    return row && { ...row, state: new Uint8Array(row.state.buffer, row.state.byteOffset, row.state.byteLength), createdAt: ownDate(row.createdAt) };
   }
 
   listAppIds(partitionKey?: string | null): string[] {
-    const request = listRequest(partitionKey);
-    const chunks = this.retried(() => this.call("ListAppIds", ListAppIdsRequestSchema, request, ListAppIdsResponseSchema, true));
-    return chunks.flatMap((chunk) => chunk.appIds);
+    return this.call("listAppIds", [partitionKey], this.listBudgetMs);
   }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.port.postMessage({ close: true });
-    void this.worker.terminate();
+    void this.thread?.worker.terminate();
+    this.thread = null;
   }
 }
 
