@@ -7,8 +7,11 @@ import { create, fromBinary, toBinary, type DescMessage, type DescMethod, type D
 import type { MethodDefinition, ServiceDefinition } from "@grpc/grpc-js";
 
 function methodDefinition(service: DescService, method: DescMethod): MethodDefinition<unknown, unknown> {
-  const serialize = (schema: DescMessage) => (message: MessageShape<DescMessage>) =>
-    Buffer.from(toBinary(schema, create(schema, message)));
+  // The encoded bytes are wrapped, not copied: they are a fresh array nobody else holds.
+  const serialize = (schema: DescMessage) => (message: MessageShape<DescMessage>) => {
+    const bytes = toBinary(schema, create(schema, message));
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  };
   const deserialize = (schema: DescMessage) => (bytes: Buffer) => fromBinary(schema, bytes);
   return {
     path: `/${service.typeName}/${method.name}`,

@@ -11,17 +11,16 @@ import type { PersistedState as Persisted, Status } from "../../../core/persiste
 import {
   CallErrorSchema,
   ListAppIdsResponseSchema,
-  LoadResponseSchema,
-  PersistedStateSchema,
-  PipelineResponseSchema,
-  SaveResponseSchema,
   StatePersister,
   Status as WireStatus,
   type ListAppIdsRequest,
   type LoadRequest,
+  type LoadResponse,
+  type PersistedState,
   type PipelineRequest,
   type PipelineResponse,
   type SaveRequest,
+  type SaveResponse,
 } from "../../../gen/ts/burr/state/v1/state_persister_pb";
 import type { Logger } from "../log";
 import { refusalOf, toStatus } from "./status";
@@ -60,16 +59,26 @@ const wireStatus: Record<Status, WireStatus> = { completed: WireStatus.COMPLETED
 const statusOf = (status: WireStatus): Status =>
   status === WireStatus.COMPLETED ? "completed" : status === WireStatus.FAILED ? "failed" : (WireStatus[status] ?? `${status}`) as Status;
 
-const toWire = (row: Persisted<Uint8Array>) =>
-  create(PersistedStateSchema, {
-    partitionKey: row.partitionKey,
-    appId: row.appId,
-    sequenceId: BigInt(row.sequenceId),
-    position: row.position,
-    state: row.state,
-    status: wireStatus[row.status],
-    createdAt: timestampFromDate(row.createdAt),
-  });
+// Answers are built as complete message literals: create() would copy every field through
+// reflection, on the hot path of every call.
+const toWire = (row: Persisted<Uint8Array>): PersistedState => ({
+  $typeName: "burr.state.v1.PersistedState",
+  partitionKey: row.partitionKey,
+  appId: row.appId,
+  sequenceId: BigInt(row.sequenceId),
+  position: row.position,
+  state: row.state,
+  status: wireStatus[row.status],
+  createdAt: timestampFromDate(row.createdAt),
+});
+const loadResponse = (persistedState: PersistedState | undefined): LoadResponse => ({
+  $typeName: "burr.state.v1.LoadResponse",
+  persistedState,
+});
+const saveResponse = (createdAt: Date): SaveResponse => ({
+  $typeName: "burr.state.v1.SaveResponse",
+  createdAt: timestampFromDate(createdAt),
+});
 
 export interface StateService {
   definition: grpc.ServiceDefinition;
@@ -94,7 +103,7 @@ export function stateService(persister: GuardedPersister, log: Logger, observe?:
       state: request.state,
       status: statusOf(request.status),
     });
-    return create(SaveResponseSchema, { createdAt: timestampFromDate(createdAt) });
+    return saveResponse(createdAt);
   };
   const load = async (request: LoadRequest) => {
     const row = await persister.load({
@@ -102,7 +111,7 @@ export function stateService(persister: GuardedPersister, log: Logger, observe?:
       appId: request.appId,
       sequenceId: request.sequenceId === undefined ? undefined : Number(request.sequenceId),
     });
-    return create(LoadResponseSchema, row ? { persistedState: toWire(row) } : {});
+    return loadResponse(row ? toWire(row) : undefined);
   };
 
   /** A unary handler: decode check, the work, then the answer or the mapped error. */
@@ -147,7 +156,7 @@ export function stateService(persister: GuardedPersister, log: Logger, observe?:
     openPipelines.add(end);
     if (draining) end();
     const answer = (callId: bigint, result: PipelineResponse["result"]) => {
-      if (!ended && !call.cancelled) call.write(create(PipelineResponseSchema, { callId, result }));
+      if (!ended && !call.cancelled) call.write({ $typeName: "burr.state.v1.PipelineResponse", callId, result } satisfies PipelineResponse);
     };
     const fail = (callId: bigint, status: { code?: number; details?: string }) =>
       answer(callId, { case: "error", value: create(CallErrorSchema, { code: status.code ?? grpc.status.UNKNOWN, message: status.details ?? "" }) });
