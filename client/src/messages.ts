@@ -10,9 +10,9 @@ import type { LoadQuery, PersistedState, SaveInput, Status } from "../../core/pe
 import { checkLoad, checkPartition, checkSave, type Limits } from "../../core/validation";
 import {
   ListAppIdsRequestSchema,
-  LoadRequestSchema,
-  SaveRequestSchema,
   Status as WireStatus,
+  type LoadRequest,
+  type SaveRequest,
   type LoadResponse,
   type SaveResponse,
 } from "../../gen/ts/burr/state/v1/state_persister_pb";
@@ -21,23 +21,26 @@ const noSizeLimits: Limits = { maxKeyBytes: Number.POSITIVE_INFINITY, maxStateBy
 
 export function saveRequest(input: SaveInput<Uint8Array>) {
   const row = checkSave(input, noSizeLimits);
-  return create(SaveRequestSchema, {
+  // A complete literal: create() would copy each field through reflection, on every call.
+  return {
+    $typeName: "burr.state.v1.SaveRequest",
     partitionKey: row.partitionKey,
     appId: row.appId,
     sequenceId: BigInt(row.sequenceId),
     position: row.position,
     state: row.state,
     status: row.status === "completed" ? WireStatus.COMPLETED : WireStatus.FAILED,
-  });
+  } satisfies SaveRequest;
 }
 
 export function loadRequest(query: LoadQuery) {
   const key = checkLoad(query, noSizeLimits);
-  return create(LoadRequestSchema, {
+  return {
+    $typeName: "burr.state.v1.LoadRequest",
     partitionKey: key.partitionKey,
     appId: key.kind === "partition-latest" ? undefined : key.appId,
     sequenceId: key.kind === "step" ? BigInt(key.sequenceId) : undefined,
-  });
+  } satisfies LoadRequest;
 }
 
 export const listRequest = (partitionKey: string | null | undefined) =>

@@ -4,10 +4,9 @@
  * stream opens on the first call, ends after a short idle time (an open stream would keep the
  * process alive), and is replaced when it fails; calls it leaves unanswered fail with its status.
  */
-import { create } from "@bufbuild/protobuf";
 import type * as grpc from "@grpc/grpc-js";
 import { Code, PersisterError } from "../../core/errors";
-import { PipelineRequestSchema, type PipelineRequest, type PipelineResponse } from "../../gen/ts/burr/state/v1/state_persister_pb";
+import type { PipelineRequest, PipelineResponse } from "../../gen/ts/burr/state/v1/state_persister_pb";
 import { persisterError } from "./messages";
 
 export type PipelinedCall = PipelineRequest["call"];
@@ -81,7 +80,7 @@ export class CallPipeline {
         if (open.settle(callId)) reject(new PersisterError(Code.DEADLINE_EXCEEDED, `no answer within ${deadlineMs} ms (server ${this.target})`));
       }, deadlineMs);
       open.add(callId, { resolve, reject, timer });
-      open.stream.write(create(PipelineRequestSchema, { callId: BigInt(callId), call }));
+      open.stream.write({ $typeName: "burr.state.v1.PipelineRequest", callId: BigInt(callId), call } satisfies PipelineRequest);
     });
   }
 
