@@ -430,7 +430,7 @@ class Bench {
         };
         // Both clients warmed alike first: the sync client's worker is a fresh V8 isolate whose
         // code is not yet optimized, while this thread's async code already ran the whole bench.
-        for (let i = 0; i < warmupBlocks; i++) {
+        for (let i = 0; i < (this.options.smoke ? 1 : warmupBlocks); i++) {
           await timeAsync();
           timeSync();
         }
