@@ -73,6 +73,13 @@ class ServerProcess:
             process.kill()
             process.wait()
 
+    def kill(self) -> None:
+        """Stops the server at once (SIGKILL): no drain, connections just break."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
     def restart(self) -> None:
         self.stop()
         self.start()

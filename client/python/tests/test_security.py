@@ -147,6 +147,23 @@ def test_the_async_persister_without_a_token_gets_an_authentication_error(secure
         asyncio.run(scenario())
 
 
+def test_the_async_persister_without_a_token_is_refused_every_pipelined_call(
+    secure_server, pki, user_partition
+):
+    async def scenario():
+        async with AsyncGrpcStatePersister.from_values(
+            "localhost", secure_server.port, **tls_settings(pki, token=None)
+        ) as persister:
+            saves = [
+                persister.save(user_partition, f"app-{n}", 0, "step", State(), "completed") for n in range(4)
+            ]
+            loads = [persister.load(user_partition, f"app-{n}") for n in range(4)]
+            return await asyncio.gather(*saves, *loads, return_exceptions=True)
+
+    outcomes = asyncio.run(scenario())
+    assert all(isinstance(outcome, AuthenticationError) for outcome in outcomes), outcomes
+
+
 def test_a_partition_outside_the_token_is_denied_on_every_call(secure_server, pki):
     with connect(secure_server, pki) as persister:
         denied = 'token "chat" may not use partition "team-1"'

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
-from typing import Callable, Literal, Optional, TypeVar
+import weakref
+from typing import Callable, Iterator, Literal, Optional, TypeVar
 
 import grpc
 from burr.common.types import BaseCopyable
@@ -14,10 +16,14 @@ from burr.core.state import State
 from . import _wire
 from ._gen import state_persister_pb2 as pb
 from ._gen.state_persister_pb2_grpc import StatePersisterStub
+from ._pipeline import UNARY_FROM_BYTES, CallPipeline
 from .errors import error_from_rpc
 from .settings import ConnectionSettings
 
 T = TypeVar("T")
+
+#: Every live instance, so that a forked child can let go of what it inherited.
+_instances: weakref.WeakSet[GrpcStatePersister] = weakref.WeakSet()
 
 
 class GrpcStatePersister(BaseStatePersister, BaseCopyable):
@@ -28,8 +34,9 @@ class GrpcStatePersister(BaseStatePersister, BaseCopyable):
         persister = GrpcStatePersister.from_values(host="127.0.0.1", port=50051)
         app = ApplicationBuilder()...with_state_persister(persister).build()
 
-    One instance is safe to share between threads. The channel opens on the first call;
-    copies and unpickled instances open their own.
+    One instance is safe to share between threads: their saves and loads share one Pipeline
+    stream (unary calls when the server has none). The channel opens on the first call; copies,
+    unpickled instances and forked children open their own.
     """
 
     def __init__(self, settings: ConnectionSettings, serde_kwargs: Optional[dict] = None):
@@ -39,9 +46,8 @@ class GrpcStatePersister(BaseStatePersister, BaseCopyable):
         """
         self.settings = settings
         self.serde_kwargs = serde_kwargs or {}
-        self._lock = threading.Lock()
-        self._channel: Optional[grpc.Channel] = None
-        self._stub: Optional[StatePersisterStub] = None
+        self._disconnect()
+        _instances.add(self)
 
     @classmethod
     def from_values(
@@ -97,7 +103,8 @@ class GrpcStatePersister(BaseStatePersister, BaseCopyable):
         request = _wire.save_request(
             partition_key, app_id, sequence_id, position, state, status, self.serde_kwargs, call
         )
-        self._invoke(call, lambda stub: stub.Save(request, **self._unary_options()), idempotent=False)
+        large = len(request.state) >= UNARY_FROM_BYTES
+        self._invoke(call, lambda stub: self._pipelined(request, stub.Save, large), idempotent=False)
 
     def load(
         self,
@@ -111,7 +118,7 @@ class GrpcStatePersister(BaseStatePersister, BaseCopyable):
         call = _wire.describe("load", partition_key=partition_key, app_id=app_id, sequence_id=sequence_id)
         request = _wire.load_request(partition_key, app_id, sequence_id, call)
         response = self._invoke(
-            call, lambda stub: stub.Load(request, **self._unary_options()), idempotent=True
+            call, lambda stub: self._pipelined(request, stub.Load, False), idempotent=True
         )
         return _wire.persisted_state_data(response, self.serde_kwargs)
 
@@ -129,7 +136,8 @@ class GrpcStatePersister(BaseStatePersister, BaseCopyable):
         return self._invoke(call, fetch, idempotent=True)
 
     def cleanup(self):
-        """Closes the channel. A later call opens a new one."""
+        """Ends the pipeline and closes the channel. A later call opens new ones."""
+        self._pipeline.close()
         with self._lock:
             channel, self._channel, self._stub = self._channel, None, None
         if channel is not None:
@@ -149,7 +157,7 @@ class GrpcStatePersister(BaseStatePersister, BaseCopyable):
     __copy__ = copy
 
     def __getstate__(self) -> dict:
-        # Channels and locks do not pickle (Ray ships persisters to workers): keep only settings.
+        # Channels, locks and pipelines do not pickle (Ray ships persisters to workers): keep only settings.
         return {"settings": self.settings, "serde_kwargs": self.serde_kwargs}
 
     def __setstate__(self, state: dict):
@@ -157,6 +165,28 @@ class GrpcStatePersister(BaseStatePersister, BaseCopyable):
 
     def _unary_options(self) -> dict:
         return {"timeout": self.settings.deadline_seconds, "metadata": self.settings.metadata()}
+
+    def _pipelined(self, request, unary: Callable, large: bool):
+        """A Save or Load: on the pipeline, or unary when the server has none or the state is large."""
+        if self._pipeline.supported and not large:
+            try:
+                return self._pipeline.call(request)
+            except grpc.RpcError as error:
+                # UNIMPLEMENTED: the server has no Pipeline and ran nothing, so even a Save may go again.
+                if error.code() != grpc.StatusCode.UNIMPLEMENTED or self._pipeline.supported:
+                    raise
+        return unary(request, **self._unary_options())
+
+    def _open_pipeline(self, requests: Iterator[pb.PipelineRequest]) -> Iterator[pb.PipelineResponse]:
+        return self._current_stub().Pipeline(requests, metadata=self.settings.metadata())
+
+    def _disconnect(self):
+        """No channel or pipeline until the next call opens them. A forked child starts over here
+        too: the channel and stream it inherited are the parent's, served by the parent's threads."""
+        self._lock = threading.Lock()
+        self._channel: Optional[grpc.Channel] = None
+        self._stub: Optional[StatePersisterStub] = None
+        self._pipeline = CallPipeline(self._open_pipeline, self.settings.deadline_seconds)
 
     def _current_stub(self) -> StatePersisterStub:
         with self._lock:
@@ -175,3 +205,12 @@ class GrpcStatePersister(BaseStatePersister, BaseCopyable):
                     raise error_from_rpc(error, call, self.settings, attempt) from error
             time.sleep(self.settings.backoff_seconds(attempt))
             attempt += 1
+
+
+def _after_fork_in_child():
+    for persister in list(_instances):
+        persister._disconnect()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,195 @@
+"""Save and Load calls multiplexed over one Pipeline stream (see the .proto).
+
+A pipelined call costs the server one message instead of one HTTP/2 stream, several times less
+CPU than a unary Save or Load. The stream opens on the first call, ends after a short idle time,
+and is replaced when it fails; the calls it leaves unanswered fail with its status. Failures are
+raised as ``grpc.RpcError`` (``code()``, ``details()``), like those of unary calls, so the
+persisters map them to their errors and retry them the same way.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import queue
+import threading
+from typing import Callable, Iterator, Optional, Union
+
+import grpc
+
+from ._gen import state_persister_pb2 as pb
+
+#: How long an idle stream stays open for the next call.
+IDLE_SECONDS = 0.2
+
+#: States this large go as unary calls, so they never hold up the small calls queued behind them.
+UNARY_FROM_BYTES = 1024 * 1024
+
+Call = Union[pb.SaveRequest, pb.LoadRequest]
+Result = Union[pb.SaveResponse, pb.LoadResponse]
+
+_codes = {code.value[0]: code for code in grpc.StatusCode}
+
+#: Ends a stream's request iterator.
+_END = object()
+
+
+class PipelineCallError(grpc.RpcError):
+    """A pipelined call that failed: its own error, or its stream's."""
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(f"{code.name}: {details}")
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+def _request(call_id: int, call: Call) -> pb.PipelineRequest:
+    if isinstance(call, pb.SaveRequest):
+        return pb.PipelineRequest(call_id=call_id, save=call)
+    return pb.PipelineRequest(call_id=call_id, load=call)
+
+
+def _outcome(response: pb.PipelineResponse) -> Union[Result, PipelineCallError]:
+    which = response.WhichOneof("result")
+    if which == "error":
+        code = _codes.get(response.error.code, grpc.StatusCode.UNKNOWN)
+        return PipelineCallError(code, response.error.message)
+    if which is None:
+        return PipelineCallError(
+            grpc.StatusCode.DATA_LOSS, f"the server answered pipelined call {response.call_id} with nothing"
+        )
+    return getattr(response, which)
+
+
+def _answer(future: concurrent.futures.Future, response: pb.PipelineResponse):
+    outcome = _outcome(response)
+    if isinstance(outcome, PipelineCallError):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+def _stream_failure(error: Optional[grpc.RpcError]) -> PipelineCallError:
+    """What the calls a stream leaves unanswered fail with: its status; after an OK end (the
+    server shutting down) UNAVAILABLE, as the server did not run them."""
+    if error is None:
+        return PipelineCallError(
+            grpc.StatusCode.UNAVAILABLE,
+            "the server ended the pipeline before answering (is it shutting down?)",
+        )
+    return PipelineCallError(error.code(), error.details() or error.code().name)
+
+
+def _deadline_exceeded(seconds: float) -> PipelineCallError:
+    return PipelineCallError(
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        f"Deadline Exceeded (no answer on the pipeline within {seconds:g} s)",
+    )
+
+
+class _Stream:
+    """One open stream of a CallPipeline: requests to send, calls waiting for their answers."""
+
+    def __init__(self):
+        self.requests: queue.Queue = queue.Queue()
+        self.pending: dict[int, concurrent.futures.Future] = {}
+
+
+class CallPipeline:
+    """The Pipeline stream of one synchronous persister, shared by all its threads.
+
+    grpcio sends what the request generator yields (from a thread of its own); a reader thread
+    (a daemon, one per stream) hands each answer to the Future its caller waits on.
+    """
+
+    def __init__(
+        self,
+        open_stream: Callable[[Iterator[pb.PipelineRequest]], Iterator[pb.PipelineResponse]],
+        deadline_seconds: float,
+    ):
+        """
+        :param open_stream: starts a Pipeline call that sends these requests (the stub's method).
+        :param deadline_seconds: how long a call waits for its answer.
+        """
+        self._open_stream = open_stream
+        self._deadline_seconds = deadline_seconds
+        self._lock = threading.Lock()
+        self._current: Optional[_Stream] = None
+        self._call_ids = itertools.count(1)
+        #: False once the server answered UNIMPLEMENTED: it has no Pipeline, calls go unary.
+        self.supported = True
+
+    def call(self, call: Call) -> Result:
+        """Runs one Save or Load. Raises its own error, its stream's if that fails first, or
+        DEADLINE_EXCEEDED."""
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        with self._lock:
+            stream = self._current or self._start()
+            call_id = next(self._call_ids)
+            stream.pending[call_id] = future
+            # Under the lock, so an idle stream never ends with a request still queued.
+            stream.requests.put(_request(call_id, call))
+        try:
+            return future.result(self._deadline_seconds)
+        except concurrent.futures.TimeoutError:
+            with self._lock:
+                stream.pending.pop(call_id, None)
+            raise _deadline_exceeded(self._deadline_seconds) from None
+
+    def close(self):
+        """Ends the stream: the server answers what it has received, then ends it too."""
+        with self._lock:
+            stream, self._current = self._current, None
+        if stream is not None:
+            stream.requests.put(_END)
+
+    def _start(self) -> _Stream:
+        stream = _Stream()
+        responses = self._open_stream(self._requests(stream))
+        reader = threading.Thread(target=self._read, args=(stream, responses), name="burr-grpc-pipeline")
+        reader.daemon = True
+        reader.start()
+        self._current = stream
+        return stream
+
+    def _requests(self, stream: _Stream) -> Iterator[pb.PipelineRequest]:
+        while True:
+            try:
+                item = stream.requests.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if stream.pending or not stream.requests.empty():
+                        continue
+                    # Idle: end the request side (the server then ends the stream); the next
+                    # call opens a new one.
+                    if self._current is stream:
+                        self._current = None
+                return
+            if item is _END:
+                return
+            yield item
+
+    def _read(self, stream: _Stream, responses: Iterator[pb.PipelineResponse]):
+        error: Optional[grpc.RpcError] = None
+        try:
+            for response in responses:
+                with self._lock:
+                    future = stream.pending.pop(response.call_id, None)
+                if future is not None:  # else its caller stopped waiting
+                    _answer(future, response)
+        except grpc.RpcError as failure:
+            error = failure
+            if failure.code() == grpc.StatusCode.UNIMPLEMENTED:
+                self.supported = False
+        with self._lock:
+            if self._current is stream:
+                self._current = None
+            unanswered, stream.pending = stream.pending, {}
+        stream.requests.put(_END)  # lets grpcio's request thread finish
+        for future in unanswered.values():
+            future.set_exception(_stream_failure(error))
