@@ -5,6 +5,7 @@
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import * as fs from "node:fs";
 import {
   PipelineRequestSchema,
   PipelineResponseSchema,
@@ -16,6 +17,8 @@ import { rawPipeline } from "../support/raw-grpc";
 import { startServerProcess, type ServerProcess } from "../support/server-process";
 
 let server: ServerProcess;
+
+const residentBytes = (pid: number) => Number(/^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
 
 // 64 KiB messages: states up to 48 KiB (the message limit minus the server's 16 KiB envelope).
 beforeAll(async () => {
@@ -78,6 +81,36 @@ test("a message over the server's limit ends the stream with RESOURCE_EXHAUSTED"
   pipe.send(encode({ callId: 1n, call: save(1n, "huge", 0n, new Uint8Array(65 * 1024)) }));
   expect(await pipe.status).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED });
 });
+
+test("a client that stops reading answers makes the server stop reading calls, not buffer answers", async () => {
+  const own = await startServerProcess(["--store", "sqlite::memory:", "--init"]);
+  try {
+    const state = new Uint8Array(200 * 1024).fill(7);
+    const setup = rawPipeline(own.address);
+    setup.send(encode({ callId: 1n, call: save(1n, "big", 0n, state) }));
+    expect(decode(await setup.answered(1))[0]!.result.case).toBe("save");
+    setup.end();
+    await setup.status;
+
+    const pipe = rawPipeline(own.address);
+    pipe.pause();
+    const rssBefore = residentBytes(own.child.pid!);
+    // 1,000 answers of 200 KiB: 200 MB if the server buffered them all.
+    const loads = 1000;
+    for (let i = 1n; i <= BigInt(loads); i++) {
+      pipe.send(encode({ callId: i, call: { case: "load", value: { $typeName: "burr.state.v1.LoadRequest", partitionKey: "pipe", appId: "big" } } }));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    expect(residentBytes(own.child.pid!) - rssBefore).toBeLessThan(100 * 1024 * 1024);
+    pipe.resume();
+    const answers = decode(await pipe.answered(loads));
+    expect(answers.every((answer) => answer.result.case === "load" && answer.result.value.persistedState?.state.byteLength === state.byteLength)).toBe(true);
+    pipe.end();
+    expect(await pipe.status).toMatchObject({ code: grpc.status.OK });
+  } finally {
+    await own.stop();
+  }
+}, 60_000);
 
 test("on shutdown: calls received are answered, the stream ends OK, the server exits 0", async () => {
   const own = await startServerProcess(["--store", "sqlite::memory:", "--init", "--shutdown-grace-ms", "20000"]);

@@ -22,6 +22,9 @@ export interface RawPipeline {
   send(message: Uint8Array): void;
   /** Half-closes: no more calls from this side. */
   end(): void;
+  /** Stops and restarts reading answers (a client that falls behind). */
+  pause(): void;
+  resume(): void;
   /** The answers so far, as they arrived. */
   answers: Buffer[];
   /** Resolves once `count` answers have arrived. */
@@ -51,6 +54,8 @@ export function rawPipeline(address: string, metadata = new grpc.Metadata()): Ra
   return {
     send: (message) => stream.write(Buffer.from(message)),
     end: () => stream.end(),
+    pause: () => stream.pause(),
+    resume: () => stream.resume(),
     answers,
     answered: (count) =>
       new Promise((resolve, reject) => {

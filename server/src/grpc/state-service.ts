@@ -155,8 +155,20 @@ export function stateService(persister: GuardedPersister, log: Logger, observe?:
     };
     openPipelines.add(end);
     if (draining) end();
+    // Reading stops while the window is full or answers wait for a client that does not read
+    // them, so neither running calls nor unsent answers can pile up without bound.
+    let unread = false;
+    const flow = () => (running < pipelineWindow && !unread ? call.resume() : call.pause());
     const answer = (callId: bigint, result: PipelineResponse["result"]) => {
-      if (!ended && !call.cancelled) call.write({ $typeName: "burr.state.v1.PipelineResponse", callId, result } satisfies PipelineResponse);
+      if (ended || call.cancelled) return;
+      if (!call.write({ $typeName: "burr.state.v1.PipelineResponse", callId, result } satisfies PipelineResponse) && !unread) {
+        unread = true;
+        flow();
+        call.once("drain", () => {
+          unread = false;
+          flow();
+        });
+      }
     };
     const fail = (callId: bigint, status: { code?: number; details?: string }) =>
       answer(callId, { case: "error", value: create(CallErrorSchema, { code: status.code ?? grpc.status.UNKNOWN, message: status.details ?? "" }) });
@@ -177,7 +189,8 @@ export function stateService(persister: GuardedPersister, log: Logger, observe?:
       const started = process.hrtime.bigint();
       const work: Promise<PipelineResponse["result"]> =
         which.case === "save" ? save(which.value).then((value) => ({ case: "save", value })) : load(which.value).then((value) => ({ case: "load", value }));
-      if (++running === pipelineWindow) call.pause();
+      running++;
+      flow();
       work
         .then(
           (result) => {
@@ -192,7 +205,8 @@ export function stateService(persister: GuardedPersister, log: Logger, observe?:
         )
         .then((code) => {
           observe?.(`/${StatePersister.typeName}/${method}`, code, Number(process.hrtime.bigint() - started) / 1e9);
-          if (running-- === pipelineWindow) call.resume();
+          running--;
+          flow();
           end();
         });
     });
