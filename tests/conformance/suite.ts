@@ -323,22 +323,22 @@ export function conformanceSuite(name: string, makeSubject: () => Promise<Subjec
       test("many concurrent loads of every kind each get their own answer", async () => {
         const partitions = [freshPartition(), freshPartition()];
         for (const [n, partition] of partitions.entries()) {
-          for (let app = 0; app < 5; app++) {
-            for (let sequenceId = 0; sequenceId < 3; sequenceId++) {
+          for (let app = 0; app < 3; app++) {
+            for (let sequenceId = 0; sequenceId < 2; sequenceId++) {
               await p.save(step(partition, `app${app}`, sequenceId, { position: `p${n}`, state: bytes(`${partition}/${app}/${sequenceId}`) }));
             }
           }
         }
         const queries: Array<[LoadQuery, string | null]> = partitions.flatMap((partition) => [
-          ...Array.from({ length: 5 }, (_, app): [LoadQuery, string] => [{ partitionKey: partition, appId: `app${app}` }, `${partition}/${app}/2`]),
-          ...Array.from({ length: 15 }, (_, i): [LoadQuery, string] => [{ partitionKey: partition, appId: `app${i % 5}`, sequenceId: i % 3 }, `${partition}/${i % 5}/${i % 3}`]),
-          [{ partitionKey: partition }, `${partition}/4/2`],
+          ...Array.from({ length: 3 }, (_, app): [LoadQuery, string] => [{ partitionKey: partition, appId: `app${app}` }, `${partition}/${app}/1`]),
+          ...Array.from({ length: 6 }, (_, i): [LoadQuery, string] => [{ partitionKey: partition, appId: `app${i % 3}`, sequenceId: i % 2 }, `${partition}/${i % 3}/${i % 2}`]),
+          [{ partitionKey: partition }, `${partition}/2/1`],
           [{ partitionKey: partition, appId: "nobody" }, null],
           [{ partitionKey: partition, appId: "app1", sequenceId: 7 }, null],
         ]);
         queries.push([{ partitionKey: freshPartition() }, null]);
-        // Twice over, shuffled, all in flight at once: stores that batch loads must still answer each.
-        const all = [...queries, ...queries].sort(() => Math.random() - 0.5);
+        // All in flight at once, shuffled: stores that batch loads must still answer each.
+        const all = queries.sort(() => Math.random() - 0.5);
         const rows = await Promise.all(all.map(([query]) => p.load(query)));
         expect(rows.map((row) => (row ? Buffer.from(row.state).toString() : null))).toEqual(all.map(([, expected]) => expected));
       });

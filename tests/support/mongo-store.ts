@@ -63,6 +63,9 @@ export function mongoStore(baseUrl: string = sharedStoreUrl): StoreUnderTest {
     url: urlWithNewCollection("suite"),
     freshUrl: () => urlWithNewCollection("fresh"),
     cleanup: () => dropStores(collections, baseUrl),
+    // FerretDB answers a find by scanning the collection in Go: with thousands of states and
+    // tens of calls in flight, one call can wait well past the default 10 s.
+    clientDeadlineMs: 60_000,
   };
 }
 

@@ -20,6 +20,8 @@ export interface StoreUnderTest {
   freshUrl(): string;
   /** Drops what the store holds, when the suite is done. */
   cleanup?(): Promise<void>;
+  /** The clients' deadline per call, for a test database slower than any production one (FerretDB). */
+  clientDeadlineMs?: number;
 }
 
 export function inProcess(store: StoreUnderTest): Subject {
@@ -64,7 +66,7 @@ function throughServer(store: StoreUnderTest, connect: Connect): Subject {
 }
 
 export const viaAsyncClient = (store: StoreUnderTest) =>
-  throughServer(store, (address) => new GrpcStatePersister({ address, codec: rawCodec }));
+  throughServer(store, (address) => new GrpcStatePersister({ address, codec: rawCodec, deadlineMs: store.clientDeadlineMs }));
 
 export const viaSyncClient = (store: StoreUnderTest) =>
-  throughServer(store, (address) => syncAsAsync(new SyncGrpcStatePersister({ address, codec: rawCodec })));
+  throughServer(store, (address) => syncAsAsync(new SyncGrpcStatePersister({ address, codec: rawCodec, deadlineMs: store.clientDeadlineMs })));
