@@ -10,7 +10,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import { parseArgs } from "node:util";
-import { serviceDefinition } from "../core/grpc-definition";
+import { serviceDefinition } from "../client/src/grpc-definition";
 import {
   ListAppIdsResponseSchema,
   LoadResponseSchema,
@@ -20,7 +20,7 @@ import {
   SaveResponseSchema,
   StatePersister,
   Status,
-} from "../gen/ts/burr/state/v1/state_persister_pb";
+} from "../client/src/gen/burr/state/v1/state_persister_pb";
 import { appId, partitionFor, stateOf } from "./lib/workload";
 
 /** The real server's page size for listings (core/guard.ts), so chunks are alike. */

@@ -26,10 +26,11 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { GrpcStatePersister } from "../client/src/grpc-persister";
 import { SyncGrpcStatePersister } from "../client/src/sync-persister";
-import { rawCodec } from "../core/codec";
+import { rawCodec } from "../client/src/codec";
 import { backendNames, benchBackend, type BenchBackend } from "./lib/backends";
 import { openCeiling, type BackendName } from "./lib/ceilings";
 import { ChildExited, repoRoot, startChildServer, type ChildServer } from "./lib/children";
+import { serverScript } from "../tests/support/server-process";
 import { JobRunner, openSurface, type Job, type Target } from "./lib/jobs";
 import type { Summary, Timing } from "./lib/load";
 import { PythonBench, pythonBroken, pythonMarkdown, type PythonLine } from "./lib/python-row";
@@ -243,7 +244,7 @@ class Bench {
     this.current = { server, backend };
     try {
       try {
-        server = await startChildServer("server/src/main.ts", ["--store", backend.storeUrl, "--init"], {
+        server = await startChildServer(serverScript, ["--store", backend.storeUrl, "--init"], {
           cpuProfDir: this.options.profileDir && path.join(this.options.profileDir, name),
         });
         this.current.server = server;

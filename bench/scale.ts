@@ -17,14 +17,15 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { Client } from "pg";
 import { GrpcStatePersister } from "../client/src/grpc-persister";
-import { rawCodec } from "../core/codec";
-import type { LoadQuery } from "../core/persister";
-import { GuardedPersister } from "../core/guard";
-import { openBackend } from "../server/src/stores";
-import { parseSqliteUrl, sqliteQueries } from "../server/src/stores/sqlite";
+import { rawCodec } from "../client/src/codec";
+import type { LoadQuery } from "../client/src/persister";
+import { GuardedPersister } from "../stores/src/guard";
+import { openBackend } from "../stores/src/registry";
+import { parseSqliteUrl, sqliteQueries } from "../stores/src/sqlite";
 import { benchBackend, databaseUrls } from "./lib/backends";
 import type { BackendName } from "./lib/ceilings";
 import { ChildExited, repoRoot, sampleResidentMemory, startChildServer } from "./lib/children";
+import { serverScript } from "../tests/support/server-process";
 import { formatMiB, formatMs, machine, machineLine, markdownTable } from "./lib/report";
 import { appId, stateOf } from "./lib/workload";
 
@@ -214,7 +215,7 @@ async function runBackend(name: ScaleBackend): Promise<ScaleResult | { kind: "sk
     const bulkLoadSeconds = (performance.now() - bulkStarted) / 1000;
     console.log(`${name}: loaded in ${bulkLoadSeconds.toFixed(0)} s`);
 
-    const server = await startChildServer("server/src/main.ts", ["--store", backend.storeUrl], {
+    const server = await startChildServer(serverScript, ["--store", backend.storeUrl], {
       cpuProfDir: profileDir && path.join(profileDir, name),
     });
     const client = new GrpcStatePersister({ address: server.address, codec: rawCodec });

@@ -5,8 +5,8 @@ cd "$(dirname "$0")/.."
 fresh="$(mktemp -d)"
 trap 'rm -rf "$fresh"' EXIT
 npx buf generate --output "$fresh"
-if ! diff -ru gen/ts "$fresh/gen/ts"; then
-  echo "gen/ts is out of date with proto/: run 'npm run generate' and commit the result" >&2
+if ! diff -ru client/src/gen "$fresh/client/src/gen"; then
+  echo "client/src/gen is out of date with proto/: run 'npm run generate' and commit the result" >&2
   exit 1
 fi
 echo "generated code matches proto/"

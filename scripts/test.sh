@@ -16,6 +16,8 @@ step "generated code is up to date"
 bash scripts/check-generated.sh
 step "typecheck (sources and tests)"
 npx tsc --noEmit -p tsconfig.json
+step "build (the packages' dist/, which the tests' servers run)"
+npm run build --silent
 
 if [[ "${BURR_TEST_SERVICES:-}" != "external" ]]; then
   step "databases"

@@ -14,7 +14,7 @@ import Database from "better-sqlite3";
 import { Redis } from "ioredis";
 import { Binary, MongoClient } from "mongodb";
 import { Pool } from "pg";
-import type { LoadQuery, PersistedState, SaveInput, Status } from "../../core/persister";
+import type { LoadQuery, PersistedState, SaveInput, Status } from "../../client/src/persister";
 import { saveAll, type Surface } from "./workload";
 
 export type BackendName = "sqlite" | "postgres" | "redis" | "mongo";

@@ -1,94 +1,24 @@
 /**
- * The processes a bench measures: the real server (`server/src/main.ts`, as `npm start` runs it)
+ * The processes a bench measures: the real server (`server/dist/main.js`, as `npm start` runs it)
  * and the no-op server (bench/noop-server.ts), each a child process found by its "started" log
  * line, plus a sampler of a child's resident memory.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
-import * as path from "node:path";
 import { Worker } from "node:worker_threads";
+import { startProcess, type ServerProcess } from "../../tests/support/server-process";
 
-export const repoRoot = path.resolve(__dirname, "../..");
+export { repoRoot, ChildExited } from "../../tests/support/server-process";
 
-export interface ChildServer {
-  address: string;
-  pid: number;
-  child: ChildProcess;
-  /** Every stderr line so far (the servers log one JSON object a line). */
-  logs: string[];
-  /** SIGTERM, then the exit code. */
-  stop(): Promise<number | null>;
-}
+export type ChildServer = ServerProcess;
 
 export interface ChildOptions {
   /** Write a V8 CPU profile of the child into this directory when it exits. */
   cpuProfDir?: string;
 }
 
-/** Starts `script` (relative to the repository) with tsx and waits for its "started" line. */
-export async function startChildServer(script: string, args: string[], options: ChildOptions = {}): Promise<ChildServer> {
-  const profiling = options.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfDir] : [];
-  const child = spawn(process.execPath, [...profiling, "--require", "tsx/cjs", path.join(repoRoot, script), "--listen", "127.0.0.1:0", ...args], {
-    cwd: repoRoot,
-    stdio: ["ignore", "inherit", "pipe"],
-  });
-  const logs: string[] = [];
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const port = await new Promise<number>((resolve, reject) => {
-    let buffered = "";
-    const timer = setTimeout(() => reject(new Error(`${script} did not start in 30 s:\n${logs.join("\n")}`)), 30_000);
-    child.stderr!.setEncoding("utf8");
-    child.stderr!.on("data", (data: string) => {
-      buffered += data;
-      const lines = buffered.split("\n");
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        logs.push(line);
-        const event = parseJson(line);
-        if (event?.event === "started") {
-          clearTimeout(timer);
-          resolve(event.port as number);
-        }
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new ChildExited(code, logs));
-    });
-  });
-  return {
-    address: `127.0.0.1:${port}`,
-    pid: child.pid!,
-    child,
-    logs,
-    stop: () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-      return exited;
-    },
-  };
-}
-
-/** A child that exited before it served; `reason` is the cause it logged, if any. */
-export class ChildExited extends Error {
-  readonly reason: string;
-
-  constructor(
-    readonly code: number | null,
-    readonly logs: string[],
-  ) {
-    const failure = logs.map(parseJson).find((event) => event?.event === "start_failed");
-    const reason = typeof failure?.cause === "string" ? failure.cause : logs.slice(-5).join("\n");
-    super(`exited with ${code} before serving: ${reason}`);
-    this.reason = reason;
-  }
-}
-
-function parseJson(line: string): Record<string, unknown> | null {
-  try {
-    return JSON.parse(line) as Record<string, unknown>;
-  } catch {
-    return null;
-  }
+/** Starts `script` (relative to the repository) and waits for its "started" line. */
+export function startChildServer(script: string, args: string[], options: ChildOptions = {}): Promise<ChildServer> {
+  return startProcess(script, args, options);
 }
 
 export interface RssSampling {

@@ -6,7 +6,7 @@ import { fork, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import * as path from "node:path";
 import { GrpcStatePersister } from "../../client/src/grpc-persister";
-import { rawCodec } from "../../core/codec";
+import { rawCodec } from "../../client/src/codec";
 import { openCeiling, type CeilingSpec } from "./ceilings";
 import { closedLoop, summarize, type Measurement, type Summary, type Timing } from "./load";
 import { slotOperation, type JobShape, type Surface } from "./workload";
@@ -52,7 +52,7 @@ export class JobRunner {
     if (this.processes <= 1 || job.concurrency < this.processes) return summarize([await runJobHere(job)]);
     while (this.children.length < this.processes) {
       this.children.push(
-        fork(path.join(__dirname, "client-process.ts"), [], { execArgv: ["--require", "tsx/cjs"], serialization: "advanced" }),
+        fork(path.join(__dirname, "client-process.ts"), [], { execArgv: ["--conditions=burr-source", "--require", "tsx/cjs"], serialization: "advanced" }),
       );
     }
     const shares = this.children.map((child, i) => {

@@ -20,6 +20,7 @@ import * as path from "node:path";
 import { Client } from "pg";
 import { databaseUrls } from "./backends";
 import { ChildExited, repoRoot, startChildServer, type ChildServer } from "./children";
+import { serverScript } from "../../tests/support/server-process";
 import { formatMs, formatRate, formatRatio, markdownTable } from "./report";
 
 export type PythonDb = "postgres" | "sqlite";
@@ -197,7 +198,7 @@ export class PythonBench {
     };
     this.current = { server: null, drop };
     try {
-      const server = await startChildServer("server/src/main.ts", ["--store", storeUrl, "--init"], {
+      const server = await startChildServer(serverScript, ["--store", storeUrl, "--init"], {
         cpuProfDir: this.settings.profileDir && path.join(this.settings.profileDir, `python-${db}`),
       });
       this.current.server = server;

@@ -3,7 +3,7 @@
  * (a fixture preloaded before measuring), and the ids they use. Server rows, gRPC ceilings and
  * database ceilings all run these same operations against a `Surface`.
  */
-import type { LoadQuery, PersistedState, SaveInput } from "../../core/persister";
+import type { LoadQuery, PersistedState, SaveInput } from "../../client/src/persister";
 
 export const operations = ["save", "save-new-app", "load-latest", "load-step", "load-partition-latest", "list-app-ids"] as const;
 export type Operation = (typeof operations)[number];

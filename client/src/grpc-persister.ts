@@ -3,17 +3,17 @@
  * in-process backends, so an app moves from an embedded store to the server by one line.
  */
 import * as grpc from "@grpc/grpc-js";
-import { withCodec } from "../../core/codec";
-import { serviceDefinition } from "../../core/grpc-definition";
-import type { AsyncStatePersister, LoadQuery, PersistedState, SaveInput, SaveResult } from "../../core/persister";
+import { withCodec } from "./codec";
+import { serviceDefinition } from "./grpc-definition";
+import type { AsyncStatePersister, LoadQuery, PersistedState, SaveInput, SaveResult } from "./persister";
 import {
   StatePersister,
   type IsInitializedResponse,
   type ListAppIdsResponse,
   type LoadResponse,
   type SaveResponse,
-} from "../../gen/ts/burr/state/v1/state_persister_pb";
-import { listRequest, loadRequest, persistedState, persisterError, saveRequest, savedAt } from "./messages";
+} from "./gen/burr/state/v1/state_persister_pb";
+import { listRequest, loadRequest, persistedState, persisterError, saveRequest, savedAt } from "./wire";
 import { backoffMs, callMetadata, channelCredentials, isRetryable, resolveOptions, type ClientOptions, type ResolvedOptions } from "./options";
 import { CallPipeline, type PipelinedCall, type PipelineStream } from "./pipeline";
 
@@ -128,7 +128,7 @@ export class RawGrpcPersister implements AsyncStatePersister<Uint8Array> {
   }
 }
 
-export class GrpcStatePersister<S = import("../../core/codec").JsonValue> implements AsyncStatePersister<S> {
+export class GrpcStatePersister<S = import("./codec").JsonValue> implements AsyncStatePersister<S> {
   private readonly inner: AsyncStatePersister<S>;
 
   constructor(options: ClientOptions<S>) {

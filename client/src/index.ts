@@ -1,7 +1,10 @@
+/**
+ * @burr-state/client: persisters that talk to the burr.state.v1.StatePersister gRPC server.
+ * In-process stores (no server) are in @burr-state/stores, behind the same interfaces.
+ */
 export { GrpcStatePersister } from "./grpc-persister";
 export { SyncGrpcStatePersister } from "./sync-persister";
-export { openPersister, openSyncSqlitePersister, type EmbeddedOptions } from "./embedded";
 export type { ClientOptions, RetryPolicy, TlsOptions } from "./options";
-export { jsonCodec, rawCodec, type JsonValue, type StateCodec } from "../../core/codec";
-export { Code, PersisterError } from "../../core/errors";
-export type { AsyncStatePersister, SyncStatePersister, SaveInput, LoadQuery, PersistedState, SaveResult, Status } from "../../core/persister";
+export { jsonCodec, rawCodec, withCodec, withCodecSync, type JsonValue, type StateCodec } from "./codec";
+export { Code, codeName, PersisterError } from "./errors";
+export type { AsyncStatePersister, SyncStatePersister, SaveInput, LoadQuery, PersistedState, SaveResult, Status } from "./persister";

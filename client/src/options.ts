@@ -1,7 +1,7 @@
 /** Connection settings shared by the async and sync clients. */
 import * as grpc from "@grpc/grpc-js";
-import { Code } from "../../core/errors";
-import { jsonCodec, type StateCodec } from "../../core/codec";
+import { Code } from "./errors";
+import { jsonCodec, type StateCodec } from "./codec";
 
 export interface RetryPolicy {
   /** Tries in all, the first included. 1 disables retries. */

@@ -5,9 +5,9 @@
  * process alive), and is replaced when it fails; calls it leaves unanswered fail with its status.
  */
 import type * as grpc from "@grpc/grpc-js";
-import { Code, PersisterError } from "../../core/errors";
-import type { PipelineRequest, PipelineResponse } from "../../gen/ts/burr/state/v1/state_persister_pb";
-import { persisterError } from "./messages";
+import { Code, PersisterError } from "./errors";
+import type { PipelineRequest, PipelineResponse } from "./gen/burr/state/v1/state_persister_pb";
+import { persisterError } from "./wire";
 
 export type PipelinedCall = PipelineRequest["call"];
 export type PipelinedResult = Exclude<PipelineResponse["result"], { case: "error" } | { case: undefined }>;

@@ -7,21 +7,13 @@
 import * as path from "node:path";
 import { isUint8Array } from "node:util/types";
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from "node:worker_threads";
-import { withCodecSync, type JsonValue } from "../../core/codec";
-import { Code, PersisterError } from "../../core/errors";
-import type { LoadQuery, PersistedState, SaveInput, SaveResult, SyncStatePersister } from "../../core/persister";
+import { withCodecSync, type JsonValue } from "./codec";
+import { Code, PersisterError } from "./errors";
+import type { LoadQuery, PersistedState, SaveInput, SaveResult, SyncStatePersister } from "./persister";
 import { channelCredentials, resolveOptions, type ClientOptions, type ResolvedOptions } from "./options";
+import { signalExited, signalPending, signalReplied, type Method, type Reply, type Request, type WorkerSetup } from "./sync-protocol";
+import { bundledWorker } from "./sync-worker-source";
 
-type Method = "initialize" | "isInitialized" | "save" | "load" | "listAppIds";
-export type Request = { method: Method; args: unknown[] };
-export type Reply = { value: unknown } | { error: { code: Code; message: string } };
-/** What the worker is started with: the options minus the codec, which cannot cross threads. */
-export type WorkerSetup = { port: MessagePort; signal: Int32Array; options: Omit<ResolvedOptions<unknown>, "codec"> };
-
-/** Values of the signal's one cell: the worker sets them, this thread sets it back to pending for a call. */
-const signalPending = 0;
-export const signalReplied = 1;
-const signalExited = 2;
 
 /** Time for the worker to start (it loads grpc-js, and tsx under TypeScript) on a busy machine. */
 const startupSlackMs = 15_000;
@@ -35,23 +27,29 @@ const noTransfer: ArrayBuffer[] = [];
 const ownDate = (date: Date) => new Date(date.getTime());
 
 /**
- * The worker's first code: it hooks the thread's exit before loading the worker module, so a
+ * The worker's script. Its first code hooks the thread's exit before anything else loads, so a
  * worker that dies, even one that cannot load, wakes its caller at once instead of at the guard
- * timeout. A load failure is also posted as the answer, for the caller to see why.
+ * timeout; a load failure is also posted as the answer, for the caller to see why. Then the
+ * worker itself: in the built package, one self-contained script made at build time (so it runs
+ * from an installed package and inside an app's bundle alike, where no worker file exists on
+ * disk); from the TypeScript sources, sync-worker.ts.
  */
-const bootstrap = `
+const workerScript = (load: string) => `
   const { workerData } = require("node:worker_threads");
   process.on("exit", () => {
     Atomics.store(workerData.signal, 0, ${signalExited});
     Atomics.notify(workerData.signal, 0);
   });
   try {
-    require(${JSON.stringify(path.join(__dirname, `sync-worker${path.extname(__filename)}`))});
+    ${load}
   } catch (error) {
     workerData.port.postMessage({ error: { code: ${Code.INTERNAL}, message: "the sync client's worker thread could not start: " + error } });
     throw error;
   }
 `;
+
+const fromSources = !bundledWorker;
+const bootstrap = workerScript(fromSources ? `require(${JSON.stringify(path.join(__dirname, "sync-worker.ts"))});` : `(function () {\n${bundledWorker}\n})();`);
 
 class WorkerThread {
   readonly worker: Worker;
@@ -67,8 +65,8 @@ class WorkerThread {
       eval: true,
       workerData: setup,
       transferList: [port2],
-      // Under tsx or ts-jest this module is TypeScript: the thread needs the same loader.
-      execArgv: __filename.endsWith(".ts") ? ["--require", require.resolve("tsx/cjs")] : undefined,
+      // From the TypeScript sources (tests, development) the thread needs tsx to load them.
+      execArgv: fromSources ? ["--require", require.resolve("tsx/cjs")] : undefined,
     });
     // Its death reaches the caller through the signal; unhandled, this event would end the process.
     this.worker.on("error", () => {});

@@ -6,9 +6,9 @@
  */
 import { workerData } from "node:worker_threads";
 import { RawGrpcPersister } from "./grpc-persister";
-import { persisterError } from "./messages";
+import { persisterError } from "./wire";
 import { resolveOptions, type TlsOptions } from "./options";
-import { signalReplied, type Reply, type Request, type WorkerSetup } from "./sync-persister";
+import { signalReplied, type Reply, type Request, type WorkerSetup } from "./sync-protocol";
 
 const { port, signal, options } = workerData as WorkerSetup;
 

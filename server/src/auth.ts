@@ -9,7 +9,7 @@
  *       { "name": "audit", "sha256": "<hex digest of the token>", "partitions": ["*"], "access": "read" } ] }
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { Code, PersisterError } from "../../core/errors";
+import { Code, PersisterError } from "@burr-state/client/protocol";
 
 export type Access = "read" | "read-write";
 

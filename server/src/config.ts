@@ -1,14 +1,14 @@
 /** Server settings: each from its flag, else its environment variable, else its default. */
 import { parseArgs } from "node:util";
-import { defaultStoreUrl, storeUrlForms } from "./stores";
+import { defaultStoreUrl, storeUrlForms } from "@burr-state/stores";
 
 type Kind = "string" | "boolean" | "integer";
 
 /** One row per setting: the flag, the variable, the default, and the help text. */
 const settings = {
   listen: { env: "BURR_LISTEN", kind: "string", default: "127.0.0.1:50051", help: "address to serve on (port 0: any free port)" },
-  store: { env: "BURR_STORE", kind: "string", default: defaultStoreUrl, help: `backend: ${storeUrlForms}` },
-  init: { env: "BURR_INIT", kind: "boolean", default: false, help: "initialize the store at start" },
+  store: { env: "BURR_STORE", kind: "string", default: defaultStoreUrl, help: `where states are kept: ${storeUrlForms}` },
+  init: { env: "BURR_INIT", kind: "boolean", default: false, help: "initialize the store at start (always done for the default store)" },
   "max-message-bytes": { env: "BURR_MAX_MESSAGE_BYTES", kind: "integer", default: 16 * 1024 * 1024, help: "largest request or response; states may be this minus 16 KiB" },
   "max-key-bytes": { env: "BURR_MAX_KEY_BYTES", kind: "integer", default: 1024, help: "longest partition_key, app_id or position, in UTF-8 bytes" },
   "max-concurrent-streams": { env: "BURR_MAX_CONCURRENT_STREAMS", kind: "integer", default: 100, help: "calls in flight per client connection" },
@@ -30,11 +30,13 @@ type CamelCase<S extends string> = S extends `${infer Head}-${infer Tail}` ? `${
 export type ServerConfig = { [K in keyof Settings as CamelCase<K & string>]: ValueOf<Settings[K]["kind"]> } & {
   /** The tokens' JSON from BURR_AUTH_TOKENS, when no --auth-file is given. */
   authTokens: string;
+  /** True when the store is the default one (no --store, no BURR_STORE). */
+  defaultStore: boolean;
 };
 
 const camel = (name: string) => name.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
 
-export const usage = `Usage: npm start -- [options]\n\n${Object.entries(settings)
+export const usage = `Usage: burr-state-server [options]       (npm start -- [options] in the repository)\n       burr-state-server health [--address HOST:PORT] [--timeout-ms N]\n\n${Object.entries(settings)
   .map(([name, s]) => {
     const flag = `--${name}${s.kind === "boolean" ? "" : s.kind === "integer" ? " N" : " VALUE"}`;
     const fallback = s.default === "" || s.default === false ? "" : `, default ${s.default}`;
@@ -57,10 +59,13 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv): ServerConfi
   const { values } = parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, strict: true });
   if (values.help) return "help";
   const config: Record<string, unknown> = { authTokens: env.BURR_AUTH_TOKENS ?? "" };
+  config.defaultStore = (values as Record<string, unknown>).store === undefined && env.BURR_STORE === undefined;
   for (const [name, s] of Object.entries(settings)) {
     const given = (values as Record<string, string | boolean | undefined>)[name];
     const text = typeof given === "boolean" ? String(given) : (given ?? env[s.env]);
     config[camel(name)] = text === undefined ? s.default : convert(name, s.kind, text);
   }
+  // The default store is the embedded file the README's first examples use: ready at once.
+  if (config.defaultStore) config.init = true;
   return config as ServerConfig;
 }

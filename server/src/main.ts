@@ -1,13 +1,15 @@
-/** `npm start`: serve the StatePersister over gRPC until SIGINT/SIGTERM. */
-import { GuardedPersister } from "../../core/guard";
-import { defaultLimits } from "../../core/validation";
+#!/usr/bin/env node
+/** `burr-state-server` (`npm start`): serve the StatePersister over gRPC until SIGINT/SIGTERM. */
+import { GuardedPersister } from "@burr-state/stores";
+import { defaultLimits } from "@burr-state/client/protocol";
 import type { TokenAuthority } from "./auth";
 import { parseConfig, usage } from "./config";
 import { jsonLogger as log } from "./log";
 import { Metrics } from "./metrics";
+import { healthCheck } from "./health-check";
 import { checkExposure, loadAuthority, serverCredentials } from "./security";
 import { startServer } from "./server";
-import { openBackend, redactUrl } from "./stores";
+import { openBackend, redactUrl } from "@burr-state/stores";
 
 /** Room in a message for everything but the state (ids, position, framing). */
 const envelopeBytes = 16 * 1024;
@@ -82,7 +84,15 @@ async function main(): Promise<void> {
   process.once("SIGTERM", () => stop("SIGTERM"));
 }
 
-main().catch((error: unknown) => {
+if (process.argv[2] === "health") {
+  healthCheck(process.argv.slice(3), process.env).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+      process.exit(2);
+    },
+  );
+} else main().catch((error: unknown) => {
   log.error("start_failed", { cause: error instanceof Error ? error.message : String(error) });
   process.exit(1);
 });

@@ -4,7 +4,7 @@
  */
 import * as http from "node:http";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { codeName } from "../../core/errors";
+import { codeName } from "@burr-state/client/protocol";
 
 export class Metrics {
   readonly registry = new Registry();

@@ -1,8 +1,8 @@
 /** Assembles the gRPC server: the persister service, health, reflection, interceptors, a graceful stop. */
 import * as grpc from "@grpc/grpc-js";
-import type { GuardedPersister } from "../../core/guard";
-import { file_burr_state_v1_state_persister, StatePersister } from "../../gen/ts/burr/state/v1/state_persister_pb";
-import { file_grpc_health_v1_health } from "../../gen/ts/grpc/health/v1/health_pb";
+import type { GuardedPersister } from "@burr-state/stores";
+import { file_burr_state_v1_state_persister, StatePersister } from "@burr-state/client/gen/burr/state/v1/state_persister_pb";
+import { file_grpc_health_v1_health } from "@burr-state/client/gen/grpc/health/v1/health_pb";
 import type { TokenAuthority } from "./auth";
 import { HealthService } from "./grpc/health";
 import { authInterceptor, defaultDeadlineInterceptor, metricsInterceptor } from "./grpc/interceptors";

@@ -2,8 +2,8 @@
 import * as net from "node:net";
 import { GrpcStatePersister } from "../../client/src/grpc-persister";
 import { SyncGrpcStatePersister } from "../../client/src/sync-persister";
-import { rawCodec } from "../../core/codec";
-import { Code, PersisterError } from "../../core/errors";
+import { rawCodec } from "../../client/src/codec";
+import { Code, PersisterError } from "../../client/src/errors";
 import { startServerProcess, type ServerProcess } from "../support/server-process";
 
 let server: ServerProcess;

@@ -7,8 +7,8 @@
 import { Worker } from "node:worker_threads";
 import { GrpcStatePersister } from "../../client/src/grpc-persister";
 import { SyncGrpcStatePersister } from "../../client/src/sync-persister";
-import { Code } from "../../core/errors";
-import { StatePersister } from "../../gen/ts/burr/state/v1/state_persister_pb";
+import { Code } from "../../client/src/errors";
+import { StatePersister } from "../../client/src/gen/burr/state/v1/state_persister_pb";
 
 /**
  * The server runs in a worker thread: the sync client blocks this thread while it waits, so a

@@ -4,8 +4,8 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { SyncGrpcStatePersister } from "../../client/src/sync-persister";
-import { rawCodec } from "../../core/codec";
-import { Code } from "../../core/errors";
+import { rawCodec } from "../../client/src/codec";
+import { Code } from "../../client/src/errors";
 import { startServerProcess, type ServerProcess } from "../support/server-process";
 
 let server: ServerProcess;

@@ -1,6 +1,6 @@
-import { GuardedSyncPersister } from "../../core/guard";
-import { defaultLimits } from "../../core/validation";
-import { SqliteSyncBackend, parseSqliteUrl } from "../../server/src/stores/sqlite";
+import { GuardedSyncPersister } from "../../stores/src/guard";
+import { defaultLimits } from "../../client/src/validation";
+import { SqliteSyncBackend, parseSqliteUrl } from "../../stores/src/sqlite";
 import { sqliteStore } from "../support/stores";
 import { inProcess, viaAsyncClient, viaSyncClient } from "../support/subjects";
 import { syncAsAsync } from "../support/sync-as-async";

@@ -3,8 +3,8 @@
  * every backend in-process, through the gRPC server, and through each client. A subject that
  * needs a special case here has a bug.
  */
-import { Code, codeName, PersisterError } from "../../core/errors";
-import type { AsyncStatePersister, LoadQuery, PersistedState, SaveInput } from "../../core/persister";
+import { Code, codeName, PersisterError } from "../../client/src/errors";
+import type { AsyncStatePersister, LoadQuery, PersistedState, SaveInput } from "../../client/src/persister";
 import { bigState, fidelityCases } from "./fidelity";
 
 export type Persister = AsyncStatePersister<Uint8Array>;

@@ -4,9 +4,9 @@
  * and listings alike. Written once; run for every backend that several servers can share.
  */
 import { GrpcStatePersister } from "../../client/src/grpc-persister";
-import { rawCodec } from "../../core/codec";
-import { Code, PersisterError } from "../../core/errors";
-import type { SaveInput } from "../../core/persister";
+import { rawCodec } from "../../client/src/codec";
+import { Code, PersisterError } from "../../client/src/errors";
+import type { SaveInput } from "../../client/src/persister";
 import { startServerProcess, type ServerProcess } from "../support/server-process";
 import type { StoreUnderTest } from "../support/subjects";
 

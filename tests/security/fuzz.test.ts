@@ -8,13 +8,13 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import fc from "fast-check";
 import { GrpcStatePersister } from "../../client/src/grpc-persister";
-import { rawCodec } from "../../core/codec";
+import { rawCodec } from "../../client/src/codec";
 import {
   ListAppIdsRequestSchema,
   LoadRequestSchema,
   SaveRequestSchema,
   StatePersister,
-} from "../../gen/ts/burr/state/v1/state_persister_pb";
+} from "../../client/src/gen/burr/state/v1/state_persister_pb";
 import { startServerProcess, type ServerProcess } from "../support/server-process";
 
 let server: ServerProcess;

@@ -1,10 +1,10 @@
 /** Exposure refusal, size and length limits, the default deadline, and the metrics endpoint. */
 import * as grpc from "@grpc/grpc-js";
 import { GrpcStatePersister } from "../../client/src/grpc-persister";
-import { rawCodec } from "../../core/codec";
-import { Code } from "../../core/errors";
-import { serviceDefinition } from "../../core/grpc-definition";
-import { StatePersister } from "../../gen/ts/burr/state/v1/state_persister_pb";
+import { rawCodec } from "../../client/src/codec";
+import { Code } from "../../client/src/errors";
+import { serviceDefinition } from "../../client/src/grpc-definition";
+import { StatePersister } from "../../client/src/gen/burr/state/v1/state_persister_pb";
 import { defaultDeadlineInterceptor } from "../../server/src/grpc/interceptors";
 import { rawUnary } from "../support/raw-grpc";
 import { startServerProcess } from "../support/server-process";

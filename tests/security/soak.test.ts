@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { GrpcStatePersister } from "../../client/src/grpc-persister";
-import { rawCodec } from "../../core/codec";
+import { rawCodec } from "../../client/src/codec";
 import { startServerProcess } from "../support/server-process";
 
 const clients = 200;

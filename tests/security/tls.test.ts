@@ -2,7 +2,7 @@
 import * as fs from "node:fs";
 import { GrpcStatePersister } from "../../client/src/grpc-persister";
 import { SyncGrpcStatePersister } from "../../client/src/sync-persister";
-import { Code } from "../../core/errors";
+import { Code } from "../../client/src/errors";
 import { makeCertificates, type Certificates } from "../support/certificates";
 import { startServerProcess, type ServerProcess } from "../support/server-process";
 

@@ -8,7 +8,7 @@ import { promisify } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { GrpcStatePersister } from "../../client/src/grpc-persister";
 import { SyncGrpcStatePersister } from "../../client/src/sync-persister";
-import { Code } from "../../core/errors";
+import { Code } from "../../client/src/errors";
 import { rawUnary } from "../support/raw-grpc";
 import { startServerProcess, type ServerProcess } from "../support/server-process";
 

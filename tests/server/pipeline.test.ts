@@ -12,7 +12,7 @@ import {
   Status,
   type PipelineRequest,
   type PipelineResponse,
-} from "../../gen/ts/burr/state/v1/state_persister_pb";
+} from "../../client/src/gen/burr/state/v1/state_persister_pb";
 import { rawPipeline } from "../support/raw-grpc";
 import { startServerProcess, type ServerProcess } from "../support/server-process";
 

@@ -6,9 +6,9 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import * as grpc from "@grpc/grpc-js";
-import { serviceDefinition } from "../../core/grpc-definition";
-import { SaveRequestSchema, Status } from "../../gen/ts/burr/state/v1/state_persister_pb";
-import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../gen/ts/grpc/health/v1/health_pb";
+import { serviceDefinition } from "../../client/src/grpc-definition";
+import { SaveRequestSchema, Status } from "../../client/src/gen/burr/state/v1/state_persister_pb";
+import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../client/src/gen/grpc/health/v1/health_pb";
 import { rawUnary } from "../support/raw-grpc";
 import { startServerProcess, type ServerProcess } from "../support/server-process";
 

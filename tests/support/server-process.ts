@@ -1,12 +1,21 @@
-/** Runs the real server (`server/src/main.ts`) in a child process, as `npm start` would. */
+/**
+ * Runs a server in a child process and waits for its "started" log line: the real server as
+ * `npm start` runs it (the compiled server/dist/main.js), or a TypeScript script such as the
+ * benchmark's no-op server (through tsx, with the workspace packages resolved to their sources).
+ * Shared by the tests and the benchmark.
+ */
 import { spawn, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
 
-const root = path.resolve(__dirname, "../..");
+export const repoRoot = path.resolve(__dirname, "../..");
+
+/** The compiled server, built by `npm run build` (jest's global setup builds it). */
+export const serverScript = "server/dist/main.js";
 
 export interface ServerProcess {
   port: number;
   address: string;
+  pid: number;
   child: ChildProcess;
   /** Every log line the server wrote so far. */
   logs: string[];
@@ -14,17 +23,31 @@ export interface ServerProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startServerProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ["--require", "tsx/cjs", path.join(root, "server/src/main.ts"), "--listen", "127.0.0.1:0", ...args], {
-    cwd: root,
-    env: { ...process.env, ...env },
+export interface ProcessOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Write a V8 CPU profile of the child into this directory when it exits. */
+  cpuProfDir?: string;
+}
+
+/** The real server on a free loopback port, with these extra arguments. */
+export function startServerProcess(args: string[], env: NodeJS.ProcessEnv = {}, options: ProcessOptions = {}): Promise<ServerProcess> {
+  return startProcess(serverScript, args, { ...options, env });
+}
+
+/** `script` (relative to the repository) with `--listen 127.0.0.1:0` and `args`. */
+export async function startProcess(script: string, args: string[], options: ProcessOptions = {}): Promise<ServerProcess> {
+  const profiling = options.cpuProfDir ? ["--cpu-prof", "--cpu-prof-dir", options.cpuProfDir] : [];
+  const loader = script.endsWith(".ts") ? ["--conditions=burr-source", "--require", "tsx/cjs"] : [];
+  const child = spawn(process.execPath, [...profiling, ...loader, path.join(repoRoot, script), "--listen", "127.0.0.1:0", ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ...options.env },
     stdio: ["ignore", "inherit", "pipe"],
   });
   const logs: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const port = await new Promise<number>((resolve, reject) => {
     let buffered = "";
-    const timer = setTimeout(() => reject(new Error(`server did not start in 30 s:\n${logs.join("\n")}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`${script} did not start in 30 s:\n${logs.join("\n")}`)), 30_000);
     child.stderr!.setEncoding("utf8");
     child.stderr!.on("data", (data: string) => {
       buffered += data;
@@ -41,12 +64,13 @@ export async function startServerProcess(args: string[], env: NodeJS.ProcessEnv 
     });
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`server exited with ${code} before starting:\n${logs.join("\n")}`));
+      reject(new ChildExited(code, logs));
     });
   });
   return {
     port,
     address: `127.0.0.1:${port}`,
+    pid: child.pid!,
     child,
     logs,
     stop: (signal = "SIGTERM") => {
@@ -56,7 +80,22 @@ export async function startServerProcess(args: string[], env: NodeJS.ProcessEnv 
   };
 }
 
-function parseLine(line: string): Record<string, unknown> | null {
+/** A child that exited before it served; `reason` is the cause it logged, if any. */
+export class ChildExited extends Error {
+  readonly reason: string;
+
+  constructor(
+    readonly code: number | null,
+    readonly logs: string[],
+  ) {
+    const failure = logs.map(parseLine).find((event) => event?.event === "start_failed");
+    const reason = typeof failure?.cause === "string" ? failure.cause : logs.slice(-5).join("\n");
+    super(`exited with ${code} before serving: ${reason}`);
+    this.reason = reason;
+  }
+}
+
+export function parseLine(line: string): Record<string, unknown> | null {
   try {
     return JSON.parse(line) as Record<string, unknown>;
   } catch {

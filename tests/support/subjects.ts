@@ -3,12 +3,12 @@
  * async client, and through the server with the sync client. Each takes a store (a URL for
  * the suite's data, and fresh URLs for never-initialized stores).
  */
-import { rawCodec } from "../../core/codec";
-import { GuardedPersister } from "../../core/guard";
-import { defaultLimits } from "../../core/validation";
+import { rawCodec } from "../../client/src/codec";
+import { GuardedPersister } from "../../stores/src/guard";
+import { defaultLimits } from "../../client/src/validation";
 import { GrpcStatePersister } from "../../client/src/grpc-persister";
 import { SyncGrpcStatePersister } from "../../client/src/sync-persister";
-import { openBackend } from "../../server/src/stores";
+import { openBackend } from "../../stores/src/registry";
 import type { Persister, Subject } from "../conformance/suite";
 import { startServerProcess, type ServerProcess } from "./server-process";
 import { syncAsAsync } from "./sync-as-async";

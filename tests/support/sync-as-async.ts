@@ -1,5 +1,5 @@
 /** Lets the async conformance suite drive a synchronous persister, unchanged. */
-import type { AsyncStatePersister, SyncStatePersister } from "../../core/persister";
+import type { AsyncStatePersister, SyncStatePersister } from "../../client/src/persister";
 
 export function syncAsAsync<S>(sync: SyncStatePersister<S>): AsyncStatePersister<S> {
   const later = <T>(work: () => T) => new Promise<T>((resolve, reject) => setImmediate(() => {

@@ -14,7 +14,7 @@ STARTUP_SECONDS = 60
 
 
 class ServerProcess:
-    """``node --require tsx/cjs server/src/main.ts`` on loopback, logging JSON lines on stderr.
+    """The compiled server (``node server/dist/main.js``, as ``npm start`` runs it) on loopback, logging JSON lines on stderr.
 
     The first start picks a free port; restarts listen on the same one, so clients that
     keep their channel see the same server come back.
@@ -35,9 +35,7 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         command = [
             "node",
-            "--require",
-            "tsx/cjs",
-            "server/src/main.ts",
+            "server/dist/main.js",
             "--listen",
             f"127.0.0.1:{self.port}",
             "--store",

@@ -4,13 +4,13 @@
  */
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { serviceDefinition } from "../../../core/grpc-definition";
+import { serviceDefinition } from "@burr-state/client/protocol";
 import {
   Health,
   HealthCheckResponse_ServingStatus as ServingStatus,
   HealthCheckResponseSchema,
   type HealthCheckRequest,
-} from "../../../gen/ts/grpc/health/v1/health_pb";
+} from "@burr-state/client/gen/grpc/health/v1/health_pb";
 
 export class HealthService {
   readonly definition = serviceDefinition(Health);

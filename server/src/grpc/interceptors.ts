@@ -4,7 +4,7 @@
  * each call's metadata, decoded request and final status.
  */
 import * as grpc from "@grpc/grpc-js";
-import type { PersisterError } from "../../../core/errors";
+import type { PersisterError } from "@burr-state/client/protocol";
 import type { TokenAuthority } from "../auth";
 import type { Metrics } from "../metrics";
 import { refuseCall } from "./status";

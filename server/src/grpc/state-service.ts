@@ -5,9 +5,9 @@
 import { create, type DescMessage } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
-import type { GuardedPersister } from "../../../core/guard";
-import { serviceDefinition } from "../../../core/grpc-definition";
-import type { PersistedState as Persisted, Status } from "../../../core/persister";
+import type { GuardedPersister } from "@burr-state/stores";
+import { serviceDefinition } from "@burr-state/client/protocol";
+import type { PersistedState as Persisted, Status } from "@burr-state/client/protocol";
 import {
   CallErrorSchema,
   ListAppIdsResponseSchema,
@@ -21,7 +21,7 @@ import {
   type PipelineResponse,
   type SaveRequest,
   type SaveResponse,
-} from "../../../gen/ts/burr/state/v1/state_persister_pb";
+} from "@burr-state/client/gen/burr/state/v1/state_persister_pb";
 import type { Logger } from "../log";
 import { refusalOf, toStatus } from "./status";
 

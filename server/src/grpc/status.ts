@@ -1,6 +1,6 @@
 /** Maps errors thrown behind the service onto the gRPC status a client receives. */
 import { status, type ServiceError } from "@grpc/grpc-js";
-import { Code, PersisterError } from "../../../core/errors";
+import { Code, PersisterError } from "@burr-state/client/protocol";
 import type { Logger } from "../log";
 
 export interface StatusObject {

@@ -1,0 +1,532 @@
+/**
+ * MongoDB store through the official driver (FerretDB 1.x serves the same protocol in tests).
+ *
+ * `<collection>` holds one document per saved state, its _id the JSON of its four keys: the
+ * key's uniqueness is the _id index, and telling a duplicate save from another duplicate key is
+ * an _id lookup. `<collection>_apps` keeps each app's latest write, so listing a partition's
+ * apps most recent first reads an index. `<collection>_meta` holds the write-order counter and
+ * the "initialized" marker.
+ *
+ * `write_seq` is the store's write order: an atomic $inc on the counter reserves a block for
+ * each group of concurrent saves. It is also unique by index, so a server whose findAndModify
+ * is not atomic (FerretDB 1.x) still never gives two states the same place: the loser retries.
+ *
+ * No transactions (FerretDB has none): a save inserts the state first (the truth), then moves
+ * its app up in `_apps`. A crash between the two leaves the app listed late (or, after its
+ * first save, not yet), never a half-written state.
+ */
+import {
+  Binary,
+  BSON,
+  Long,
+  MongoBulkWriteError,
+  MongoClient,
+  MongoNetworkError,
+  MongoServerError,
+  MongoServerSelectionError,
+  type Collection,
+  type Document,
+  type Filter,
+  type MongoClientOptions,
+  type OptionalUnlessRequiredId,
+  type Sort,
+} from "mongodb";
+import type { Backend, StoredRow } from "../backend";
+import { Code, duplicate, PersisterError, unavailable } from "@burr-state/client/protocol";
+import type { Status } from "@burr-state/client/protocol";
+import type { LoadKey, SaveRow } from "@burr-state/client/protocol";
+import { checkIdentifier } from "../shared/identifiers";
+
+export interface MongoOptions {
+  /** The connection string handed to the driver (our own parameters removed). */
+  driverUrl: string;
+  database: string;
+  collection: string;
+}
+
+const databaseName = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * `mongodb://host:port/db?collection=burr_state&...`: the database comes from the path
+ * (default "burr"), `collection` is ours and is removed before the driver sees the URL.
+ */
+export function parseMongoUrl(url: string): MongoOptions {
+  const queryStart = url.indexOf("?");
+  const base = queryStart < 0 ? url : url.slice(0, queryStart);
+  const driverParams: string[] = [];
+  let collection = "burr_state";
+  for (const param of queryStart < 0 ? [] : url.slice(queryStart + 1).split("&")) {
+    const equals = param.indexOf("=");
+    const [name, value] = equals < 0 ? [param, ""] : [param.slice(0, equals), param.slice(equals + 1)];
+    if (decodeURIComponent(name) === "collection") collection = decodeURIComponent(value);
+    else if (param !== "") driverParams.push(param);
+  }
+  const afterScheme = base.indexOf("://") + 3;
+  const pathStart = base.indexOf("/", afterScheme);
+  const database = pathStart < 0 ? "" : decodeURIComponent(base.slice(pathStart + 1));
+  if (database !== "" && !databaseName.test(database)) {
+    throw new PersisterError(
+      Code.INVALID_ARGUMENT,
+      `database name ${JSON.stringify(database)} is not allowed: use letters, digits, _ and - (at most 64)`,
+    );
+  }
+  return {
+    driverUrl: driverParams.length > 0 ? `${base}?${driverParams.join("&")}` : base,
+    database: database || "burr",
+    collection: checkIdentifier("collection name", collection),
+  };
+}
+
+/** Used unless the URL sets its own. */
+const defaultDriverOptions: MongoClientOptions = {
+  // Bounds on every wait, so a call against an unreachable or hung database fails fast.
+  serverSelectionTimeoutMS: 3_000,
+  connectTimeoutMS: 3_000,
+  socketTimeoutMS: 5_000,
+  waitQueueTimeoutMS: 5_000,
+  // Callers retry UNAVAILABLE reads themselves; a driver retry would double the wait for an answer.
+  retryReads: false,
+  appName: "burr-state-persister",
+};
+
+/** The driver options: the defaults above where the URL is silent, and a fixed BSON-to-JS mapping. */
+export function mongoClientOptions(driverUrl: string): MongoClientOptions {
+  const query = driverUrl.includes("?") ? driverUrl.slice(driverUrl.indexOf("?") + 1).toLowerCase() : "";
+  const inUrl = new Set(query.split("&").map((param) => param.split("=", 1)[0]));
+  return {
+    ...Object.fromEntries(Object.entries(defaultDriverOptions).filter(([name]) => !inUrl.has(name.toLowerCase()))),
+    // How BSON maps to JS is this module's business, not the URL's.
+    promoteLongs: true,
+    promoteValues: true,
+    promoteBuffers: false,
+    useBigInt64: false,
+  };
+}
+
+type Int64 = Long | number;
+const toInt64 = (value: number) => Long.fromNumber(value);
+const fromInt64 = (value: Int64) => (typeof value === "number" ? value : value.toNumber());
+
+interface StateDocument {
+  /** The JSON of [partition_key, app_id, sequence_id, position]: the key's uniqueness is the _id index. */
+  _id: string;
+  partition_key: string;
+  app_id: string;
+  sequence_id: Int64;
+  position: string;
+  state: Binary;
+  status: Status;
+  created_at: Date;
+  write_seq: Int64;
+}
+
+interface AppDocument {
+  /** The JSON of [partition_key, app_id]. */
+  _id: string;
+  partition_key: string;
+  app_id: string;
+  last_write: Int64;
+}
+
+interface MetaDocument {
+  _id: string;
+  value?: Int64;
+  created_at?: Date;
+}
+
+const counterId = "write_seq";
+const markerId = "initialized";
+const duplicateKey = 11000;
+
+/** MongoDB's largest document (maxBsonObjectSize). */
+const maxDocumentBytes = 16 * 1024 * 1024;
+/** A group of concurrent saves shares one counter reservation, up to this many. */
+const maxGroup = 1000;
+/** Times a save may find its write_seq taken by another writer before it gives up. */
+const maxCollisions = 8;
+
+/** Server answers that mean "not reachable or not serving right now", not "your request is wrong". */
+const unavailableServerCodes = new Set([
+  6, // HostUnreachable
+  7, // HostNotFound
+  89, // NetworkTimeout
+  91, // ShutdownInProgress
+  189, // PrimarySteppedDown
+  262, // ExceededTimeLimit
+  9001, // SocketException
+  10107, // NotWritablePrimary
+  11600, // InterruptedAtShutdown
+  11602, // InterruptedDueToReplStateChange
+  13435, // NotPrimaryNoSecondaryOk
+  13436, // NotPrimaryOrSecondary
+]);
+
+function toPersisterError(error: unknown): unknown {
+  if (error instanceof PersisterError) return error;
+  // A bulk write that failed as a whole (not document by document) wraps the driver's error.
+  if (error instanceof MongoBulkWriteError && error.errorResponse instanceof Error) return toPersisterError(error.errorResponse);
+  if (
+    error instanceof MongoNetworkError || // also socket timeouts and cleared pools
+    error instanceof MongoServerSelectionError ||
+    (error instanceof MongoServerError && typeof error.code === "number" && unavailableServerCodes.has(error.code)) ||
+    (error instanceof Error && error.name === "MongoWaitQueueTimeoutError")
+  ) {
+    return unavailable("MongoDB", error);
+  }
+  return error;
+}
+
+async function mapErrors<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    throw toPersisterError(error);
+  }
+}
+
+/** Runs an upsert that a concurrent writer may have won; its document then exists, which is all we need. */
+async function ignoringDuplicate(work: Promise<unknown>): Promise<void> {
+  try {
+    await work;
+  } catch (error) {
+    if (!(error instanceof MongoServerError && error.code === duplicateKey)) throw error;
+  }
+}
+
+type WriteFailures = Map<number, { code: unknown; errmsg?: string }>;
+
+const writeErrorsOf = (error: MongoBulkWriteError) => (Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors]);
+
+/** The indexes of a bulk write's failed operations, if every failure is a duplicate key. */
+function duplicatesOnly(error: MongoBulkWriteError): number[] | null {
+  const writeErrors = writeErrorsOf(error);
+  if (writeErrors.length === 0 || writeErrors.some((failure) => failure.code !== duplicateKey)) return null;
+  return writeErrors.map((failure) => failure.index);
+}
+
+/** Inserts every document it can (unordered); answers which ones the server refused, by index. */
+async function insertEach<T extends Document>(collection: Collection<T>, docs: OptionalUnlessRequiredId<T>[]): Promise<WriteFailures> {
+  try {
+    await collection.insertMany(docs, { ordered: false });
+    return new Map();
+  } catch (error) {
+    if (!(error instanceof MongoBulkWriteError)) throw error;
+    const writeErrors = writeErrorsOf(error);
+    if (writeErrors.length === 0) throw error;
+    return new Map(writeErrors.map((failure) => [failure.index, { code: failure.code, errmsg: failure.errmsg }]));
+  }
+}
+
+const refused = (failure: { code: unknown; errmsg?: string }) =>
+  new Error(`MongoDB refused the write: ${failure.errmsg ?? `code ${String(failure.code)}`}`);
+
+const keyOf = (row: SaveRow) => JSON.stringify([row.partitionKey, row.appId, row.sequenceId, row.position]);
+const appKeyOf = (row: SaveRow) => JSON.stringify([row.partitionKey, row.appId]);
+
+function toStoredRow(doc: StateDocument): StoredRow {
+  return {
+    partitionKey: doc.partition_key,
+    appId: doc.app_id,
+    sequenceId: fromInt64(doc.sequence_id),
+    position: doc.position,
+    // The driver's buffer may be larger than the value: hand out exactly the stored bytes.
+    state: doc.state.buffer.subarray(0, doc.state.length()),
+    status: doc.status,
+    createdAt: doc.created_at,
+  };
+}
+
+interface PendingSave {
+  row: SaveRow;
+  /** The state's document, its write_seq set when a reservation places it. */
+  doc: StateDocument;
+  /** How often its write_seq was already taken (only on servers without an atomic $inc). */
+  collisions: number;
+  resolve(createdAt: Date): void;
+  reject(error: unknown): void;
+}
+
+function rejectAll(saves: PendingSave[], error: unknown): void {
+  const mapped = toPersisterError(error);
+  for (const save of saves) save.reject(mapped);
+}
+
+export class MongoBackend implements Backend {
+  readonly kind = "mongo";
+  private readonly states: Collection<StateDocument>;
+  private readonly apps: Collection<AppDocument>;
+  private readonly meta: Collection<MetaDocument>;
+  /** Saves waiting for a write_seq; one reservation is in flight at a time. */
+  private waiting: PendingSave[] = [];
+  private reserving = false;
+  private connection: Promise<unknown> | null = null;
+
+  constructor(
+    private readonly client: MongoClient,
+    options: Pick<MongoOptions, "database" | "collection">,
+  ) {
+    const db = client.db(options.database);
+    this.states = db.collection(options.collection);
+    this.apps = db.collection(`${options.collection}_apps`);
+    this.meta = db.collection(`${options.collection}_meta`);
+  }
+
+  /**
+   * Connects once. When the first connect fails the driver keeps a closed topology and every
+   * later call fails too, so a failed connect is forgotten and the next call tries again.
+   * Once connected, the driver finds the server again by itself after an outage.
+   */
+  private connect(): Promise<unknown> {
+    this.connection ??= this.client.connect().catch((error: unknown) => {
+      this.connection = null;
+      throw toPersisterError(error);
+    });
+    return this.connection;
+  }
+
+  async initialize(): Promise<void> {
+    await this.connect();
+    await mapErrors(this.createSchema());
+  }
+
+  /**
+   * Every step is idempotent and safe to run from several servers at once; the marker comes
+   * last, so a store seen initialized has all its indexes. One index per command: FerretDB 1.24
+   * drops the connection when one createIndexes names several indexes that already exist.
+   */
+  private async createSchema(): Promise<void> {
+    await this.states.createIndex({ write_seq: 1 }, { name: "write_seq", unique: true });
+    // Step and app-latest loads: highest sequence id first, then the last written.
+    await this.states.createIndex({ partition_key: 1, app_id: 1, sequence_id: -1, write_seq: -1 }, { name: "app_steps" });
+    // Partition-latest loads.
+    await this.states.createIndex({ partition_key: 1, write_seq: -1 }, { name: "partition_recent" });
+    await this.apps.createIndex({ partition_key: 1, last_write: -1 }, { name: "partition_recent" });
+    await ignoringDuplicate(this.meta.updateOne({ _id: counterId }, { $setOnInsert: { value: toInt64(0) } }, { upsert: true }));
+    await ignoringDuplicate(this.meta.updateOne({ _id: markerId }, { $setOnInsert: { created_at: new Date() } }, { upsert: true }));
+  }
+
+  async isInitialized(): Promise<boolean> {
+    await this.connect();
+    const marker = await mapErrors(this.meta.findOne({ _id: markerId }, { projection: { _id: 1 } }));
+    return marker !== null;
+  }
+
+  save(row: SaveRow): Promise<Date> {
+    const doc: StateDocument = {
+      _id: keyOf(row),
+      partition_key: row.partitionKey,
+      app_id: row.appId,
+      sequence_id: toInt64(row.sequenceId),
+      position: row.position,
+      state: new Binary(row.state),
+      status: row.status,
+      created_at: new Date(),
+      write_seq: toInt64(0),
+    };
+    // The driver refuses a whole insertMany for one oversized document: refuse it here, alone.
+    const bytes = BSON.calculateObjectSize(doc);
+    if (bytes > maxDocumentBytes) {
+      return Promise.reject(
+        new PersisterError(Code.RESOURCE_EXHAUSTED, `the state with its keys is a ${bytes}-byte document; MongoDB's limit is ${maxDocumentBytes}`),
+      );
+    }
+    return new Promise((resolve, reject) => this.enqueue([{ row, doc, collisions: 0, resolve, reject }]));
+  }
+
+  private enqueue(saves: PendingSave[]): void {
+    this.waiting.push(...saves);
+    if (!this.reserving) void this.reserveForWaiting();
+  }
+
+  /** Saves that arrive while a reservation is in flight share the next one: one $inc for many saves. */
+  private async reserveForWaiting(): Promise<void> {
+    this.reserving = true;
+    while (this.waiting.length > 0) {
+      const group = this.waiting.splice(0, maxGroup);
+      try {
+        await this.connect();
+        const counter = await this.meta.findOneAndUpdate(
+          { _id: counterId },
+          { $inc: { value: toInt64(group.length) } },
+          { upsert: true, returnDocument: "after" },
+        );
+        const first = fromInt64(counter!.value!) - group.length + 1;
+        group.forEach((save, i) => (save.doc.write_seq = toInt64(first + i)));
+        // Not awaited: the next group's reservation overlaps this group's writes. store() settles
+        // every save itself; the catch only keeps a bug from leaving callers waiting forever.
+        this.store(group).catch((error: unknown) => rejectAll(group, error));
+      } catch (error) {
+        rejectAll(group, error);
+      }
+    }
+    this.reserving = false;
+  }
+
+  /** Inserts the group's states, then records their apps; settles every save, never throws. */
+  private async store(group: PendingSave[]): Promise<void> {
+    let failures: WriteFailures;
+    try {
+      failures = await insertEach(this.states, group.map((save) => save.doc));
+    } catch (error) {
+      rejectAll(group, error);
+      return;
+    }
+    const stored: PendingSave[] = [];
+    const collided: PendingSave[] = [];
+    group.forEach((save, i) => {
+      const failure = failures.get(i);
+      if (!failure) stored.push(save);
+      else if (failure.code === duplicateKey) collided.push(save);
+      else save.reject(refused(failure));
+    });
+    await Promise.all([this.recordApps(stored), this.settleCollisions(collided)]);
+  }
+
+  /**
+   * Moves each app of the stored states up to its newest write_seq, then answers the saves.
+   * Burr's first save of an app is step 0: those apps are inserted (an upsert works too, but
+   * FerretDB runs every upsert as a scan of the collection); all others are upserted.
+   */
+  private async recordApps(stored: PendingSave[]): Promise<void> {
+    if (stored.length === 0) return;
+    const newest = new Map<string, StateDocument>();
+    for (const { row, doc } of stored) {
+      const id = appKeyOf(row);
+      const seen = newest.get(id);
+      if (!seen || fromInt64(seen.write_seq) < fromInt64(doc.write_seq)) newest.set(id, doc);
+    }
+    const created: AppDocument[] = [];
+    const moved: AppDocument[] = [];
+    for (const [_id, doc] of newest) {
+      const app = { _id, partition_key: doc.partition_key, app_id: doc.app_id, last_write: doc.write_seq };
+      (fromInt64(doc.sequence_id) === 0 ? created : moved).push(app);
+    }
+    try {
+      const failures: WriteFailures = created.length > 0 ? await insertEach(this.apps, created) : new Map();
+      for (const [index, failure] of failures) {
+        if (failure.code !== duplicateKey) throw refused(failure);
+        moved.push(created[index]!);
+      }
+      await this.moveAppsUp(moved);
+    } catch (error) {
+      rejectAll(stored, error);
+      return;
+    }
+    for (const save of stored) save.resolve(save.doc.created_at);
+  }
+
+  /** Upserts each app's last write with $max, so a slower writer with an older write_seq never moves it back. */
+  private async moveAppsUp(apps: AppDocument[]): Promise<void> {
+    for (let attempt = 1; apps.length > 0; attempt++) {
+      try {
+        await this.apps.bulkWrite(
+          apps.map(({ _id, partition_key, app_id, last_write }) => ({
+            updateOne: { filter: { _id }, update: { $max: { last_write }, $setOnInsert: { partition_key, app_id } }, upsert: true },
+          })),
+          { ordered: false },
+        );
+        return;
+      } catch (error) {
+        // Another writer created one of these apps first (MongoDB retries that itself, FerretDB does not): go again.
+        const lost = error instanceof MongoBulkWriteError && attempt < 3 ? duplicatesOnly(error) : null;
+        if (!lost) throw error;
+        apps = lost.map((index) => apps[index]!);
+      }
+    }
+  }
+
+  /**
+   * A duplicate key is either the save's own key (ALREADY_EXISTS) or a write_seq that another
+   * writer took (retried with a new one). States are never deleted: a key found now was there.
+   */
+  private async settleCollisions(collided: PendingSave[]): Promise<void> {
+    if (collided.length === 0) return;
+    // One lookup per key: racing saves of one key collide together.
+    const keys = [...new Set(collided.map(({ doc }) => doc._id))];
+    const taken = new Set<string>();
+    try {
+      await Promise.all(
+        keys.map(async (key) => {
+          if (await this.states.findOne({ _id: key }, { projection: { _id: 1 } })) taken.add(key);
+        }),
+      );
+    } catch (error) {
+      rejectAll(collided, error);
+      return;
+    }
+    const retry: PendingSave[] = [];
+    collided.forEach((save) => {
+      if (taken.has(save.doc._id)) save.reject(duplicate(save.row));
+      else if (++save.collisions > maxCollisions) save.reject(unavailable("MongoDB", "no free write_seq after repeated collisions"));
+      else retry.push(save);
+    });
+    if (retry.length === 0) return;
+    try {
+      await this.advanceCounter();
+    } catch (error) {
+      rejectAll(retry, error);
+      return;
+    }
+    this.enqueue(retry);
+  }
+
+  /** Moves the counter past every stored write_seq (it fell behind: a non-atomic $inc lost updates). */
+  private async advanceCounter(): Promise<void> {
+    const newest = await this.states.findOne({}, { sort: { write_seq: -1 }, projection: { _id: 0, write_seq: 1 } });
+    if (newest) await this.meta.updateOne({ _id: counterId }, { $max: { value: toInt64(fromInt64(newest.write_seq)) } });
+  }
+
+  async load(key: LoadKey): Promise<StoredRow | null> {
+    let filter: Filter<StateDocument>;
+    let sort: Sort;
+    switch (key.kind) {
+      case "step":
+        filter = { partition_key: key.partitionKey, app_id: key.appId, sequence_id: toInt64(key.sequenceId) };
+        sort = { write_seq: -1 };
+        break;
+      case "app-latest":
+        filter = { partition_key: key.partitionKey, app_id: key.appId };
+        sort = { sequence_id: -1, write_seq: -1 };
+        break;
+      case "partition-latest":
+        filter = { partition_key: key.partitionKey };
+        sort = { write_seq: -1 };
+        break;
+    }
+    await this.connect();
+    const doc = await mapErrors(this.states.findOne(filter, { sort, projection: { _id: 0 } }));
+    return doc && toStoredRow(doc);
+  }
+
+  async *appIdPages(partitionKey: string, pageSize: number): AsyncIterable<string[]> {
+    await this.connect();
+    const cursor = this.apps.find(
+      { partition_key: partitionKey },
+      { sort: { last_write: -1 }, projection: { _id: 0, app_id: 1 }, batchSize: pageSize },
+    );
+    try {
+      let page: string[] = [];
+      for (let doc = await mapErrors(cursor.next()); doc !== null; doc = await mapErrors(cursor.next())) {
+        page.push(doc.app_id);
+        if (page.length === pageSize) {
+          yield page;
+          page = [];
+        }
+      }
+      if (page.length > 0) yield page;
+    } finally {
+      // Closing fails when the connection is gone; the error that matters was already thrown.
+      await cursor.close().catch(() => {});
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+}
+
+/** Connects lazily: the server starts even while MongoDB is down and answers UNAVAILABLE until it is back. */
+export async function openMongo(url: string): Promise<Backend> {
+  const options = parseMongoUrl(url);
+  return new MongoBackend(new MongoClient(options.driverUrl, mongoClientOptions(options.driverUrl)), options);
+}

@@ -1,0 +1,87 @@
+/**
+ * Every query the PostgreSQL store runs is answered from an index, never by scanning the table:
+ * EXPLAIN of the store's own statements over a table with a large partition and many small ones,
+ * both as the planner first sees them and as the generic plans prepared statements settle on.
+ */
+import type { Client } from "pg";
+import { openPostgres, postgresStatements } from "./index";
+import { connectAdmin, dropTables, postgresUrl, uniqueTableName, withParams } from "../../../tests/support/postgres-store";
+
+const table = uniqueTableName("plans");
+const sql = postgresStatements("public", table);
+let admin: Client;
+
+beforeAll(async () => {
+  const backend = await openPostgres(withParams(postgresUrl, { table }));
+  try {
+    await backend.initialize();
+  } finally {
+    await backend.close();
+  }
+  admin = await connectAdmin();
+  // "big": 2,000 apps of 10 steps each; 500 small partitions of 4 apps of 5 steps.
+  await admin.query(`INSERT INTO "${table}" (partition_key, app_id, sequence_id, position, state, status)
+    SELECT 'big', 'app' || (g % 2000), g / 2000, 'act', '\\x7b7d'::bytea, 'completed' FROM generate_series(0, 19999) g`);
+  await admin.query(`INSERT INTO "${table}" (partition_key, app_id, sequence_id, position, state, status)
+    SELECT 'small' || (g % 500), 'app' || (g / 500 % 4), g / 2000, 'act', '\\x7b7d'::bytea, 'completed' FROM generate_series(0, 9999) g`);
+  await admin.query(`INSERT INTO "${table}_apps" SELECT partition_key, app_id, max(write_seq) FROM "${table}" GROUP BY 1, 2`);
+  await admin.query(`ANALYZE "${table}"; ANALYZE "${table}_apps"`);
+});
+
+afterAll(async () => {
+  await admin?.end();
+  await dropTables([table]);
+});
+
+interface PlannedQuery {
+  label: string;
+  text: string;
+  types: string[];
+  values: (partition: string) => unknown[];
+  index: string;
+}
+
+const queries: PlannedQuery[] = [
+  { label: "load by step", text: sql.step.text, types: ["text", "text", "bigint"], values: (p) => [p, "app3", 3], index: `${table}_by_app` },
+  { label: "app latest", text: sql.appLatest.text, types: ["text", "text"], values: (p) => [p, "app3"], index: `${table}_by_app` },
+  { label: "partition latest", text: sql.partitionLatest.text, types: ["text"], values: (p) => [p], index: `${table}_by_write` },
+  { label: "load by step, batched", text: sql.steps.text, types: ["text[]", "text[]", "bigint[]"], values: (p) => [[p, p], ["app3", "app4"], [3, 1]], index: `${table}_by_app` },
+  { label: "app latest, batched", text: sql.appLatests.text, types: ["text[]", "text[]"], values: (p) => [[p, p], ["app3", "app4"]], index: `${table}_by_app` },
+  { label: "partition latest, batched", text: sql.partitionLatests.text, types: ["text[]"], values: (p) => [[p, "small1"]], index: `${table}_by_write` },
+  { label: "first page of app ids", text: sql.firstApps.text, types: ["text", "bigint"], values: (p) => [p, 1000], index: `${table}_apps_by_write` },
+  { label: "next page of app ids", text: sql.nextApps.text, types: ["text", "bigint", "bigint"], values: (p) => [p, 15000, 1000], index: `${table}_apps_by_write` },
+];
+
+async function customPlan(query: PlannedQuery, partition: string): Promise<string> {
+  const result = await admin.query(`EXPLAIN ${query.text}`, query.values(partition));
+  return result.rows.map((row: Record<string, string>) => row["QUERY PLAN"]).join("\n");
+}
+
+/** The plan a prepared statement uses once PostgreSQL stops re-planning it per call. */
+async function genericPlan(query: PlannedQuery, partition: string): Promise<string> {
+  const name = `plan_${Math.random().toString(36).slice(2, 10)}`;
+  await admin.query(`PREPARE ${name}(${query.types.join(", ")}) AS ${query.text}`);
+  try {
+    await admin.query("SET plan_cache_mode = force_generic_plan");
+    const literal = (value: unknown): string =>
+      Array.isArray(value) ? `ARRAY[${value.map(literal).join(", ")}]` : typeof value === "string" ? `'${value}'` : String(value);
+    const literals = query.values(partition).map(literal);
+    const result = await admin.query(`EXPLAIN EXECUTE ${name}(${literals.join(", ")})`);
+    return result.rows.map((row: Record<string, string>) => row["QUERY PLAN"]).join("\n");
+  } finally {
+    await admin.query("RESET plan_cache_mode");
+    await admin.query(`DEALLOCATE ${name}`);
+  }
+}
+
+describe.each(["big", "small7"])("partition %s", (partition) => {
+  test.each(queries.map((query) => [query.label, query] as const))("%s reads its index", async (_label, query) => {
+    for (const plan of [await customPlan(query, partition), await genericPlan(query, partition)]) {
+      expect(plan).not.toMatch(/Seq Scan/);
+      expect(plan).toMatch(/Index (Only )?Scan/);
+      expect(plan).toMatch(new RegExp(`(using|on) ${query.index} `));
+      // In a large partition the index order answers ORDER BY ... LIMIT with no sort at all.
+      if (partition === "big") expect(plan).not.toMatch(/Sort/);
+    }
+  });
+});

@@ -1,0 +1,123 @@
+/**
+ * Redis going away under a running server: calls fail UNAVAILABLE within a bounded time instead of
+ * hanging or crashing the server, and succeed again once Redis is back, without a restart.
+ *
+ * The test runs a redis-server of its own with no persistence (--save '' --appendonly no), so the
+ * restarted Redis is empty: the server must notice it is no longer initialized and refuse saves
+ * until Initialize runs again.
+ */
+import { GrpcStatePersister } from "@burr-state/client";
+import { rawCodec } from "@burr-state/client/protocol";
+import { Code, codeName, PersisterError } from "@burr-state/client/protocol";
+import type { SaveInput } from "@burr-state/client/protocol";
+import { freePort, startPrivateRedis, withPrefix, type PrivateRedis } from "../../../tests/support/redis-store";
+import { startServerProcess, type ServerProcess } from "../../../tests/support/server-process";
+
+/** What a call may take while Redis is unreachable or hung: the command timeout (3 s) plus slack. */
+const boundMs = 5_000;
+
+let port: number;
+let redis: PrivateRedis;
+let server: ServerProcess;
+let client: GrpcStatePersister<Uint8Array>;
+
+beforeAll(async () => {
+  port = await freePort();
+  redis = await startPrivateRedis(port);
+  server = await startServerProcess(["--store", withPrefix(redis.url, "outage"), "--init"]);
+  // No client retries: each call shows what the server answers.
+  client = new GrpcStatePersister({ address: server.address, codec: rawCodec, retry: { attempts: 1 }, deadlineMs: 10_000 });
+});
+
+afterAll(async () => {
+  await client?.close();
+  await server?.stop();
+  redis?.child.kill("SIGCONT");
+  await redis?.kill();
+});
+
+const step = (sequenceId: number): SaveInput<Uint8Array> => ({
+  partitionKey: "outage",
+  appId: "app",
+  sequenceId,
+  position: "act",
+  state: new Uint8Array(Buffer.from(`{"step": ${sequenceId}}`)),
+  status: "completed",
+});
+
+/** The call's error code and how long it took to get it. */
+async function failure(work: () => Promise<unknown>): Promise<{ code: string; ms: number }> {
+  const started = Date.now();
+  try {
+    await work();
+  } catch (error) {
+    expect(error).toBeInstanceOf(PersisterError);
+    return { code: (error as PersisterError).codeName, ms: Date.now() - started };
+  }
+  throw new Error("expected the call to fail, but it succeeded");
+}
+
+async function expectUnavailableWithinBound(work: () => Promise<unknown>) {
+  const { code, ms } = await failure(work);
+  expect(code).toBe(codeName(Code.UNAVAILABLE));
+  expect(ms).toBeLessThan(boundMs);
+}
+
+const serverIsAlive = () => server.child.exitCode === null && server.child.signalCode === null;
+
+describe("redis outage", () => {
+  test("calls succeed while Redis is up", async () => {
+    await client.save(step(1));
+    expect((await client.load({ partitionKey: "outage", appId: "app" }))?.sequenceId).toBe(1);
+  });
+
+  test("Redis hung (SIGSTOP): calls answer UNAVAILABLE after the command timeout; a timed-out save may still land", async () => {
+    redis.child.kill("SIGSTOP");
+    try {
+      await expectUnavailableWithinBound(() => client.save(step(2)));
+      await expectUnavailableWithinBound(() => client.load({ partitionKey: "outage", appId: "app" }));
+      expect(serverIsAlive()).toBe(true);
+    } finally {
+      redis.child.kill("SIGCONT");
+    }
+    // Redis runs the save it had received once it resumes: why UNAVAILABLE on Save means "may have landed"
+    // and why no layer retries Save on its own.
+    expect((await client.load({ partitionKey: "outage", appId: "app" }))?.sequenceId).toBe(2);
+  });
+
+  test("Redis killed: every call answers UNAVAILABLE quickly and the server stays up", async () => {
+    await redis.kill();
+    for (let round = 0; round < 3; round++) {
+      await expectUnavailableWithinBound(() => client.save(step(10 + round)));
+      await expectUnavailableWithinBound(() => client.load({ partitionKey: "outage", appId: "app" }));
+      await expectUnavailableWithinBound(() => client.load({ partitionKey: "outage", appId: "app", sequenceId: 1 }));
+      await expectUnavailableWithinBound(() => client.listAppIds("outage"));
+      await expectUnavailableWithinBound(() => client.isInitialized());
+    }
+    expect(serverIsAlive()).toBe(true);
+    expect(server.logs.some((line) => line.includes("UNAVAILABLE") && line.includes("ECONNREFUSED"))).toBe(true);
+  });
+
+  test("Redis back (empty, no persistence): the server reconnects by itself; saves wait for Initialize", async () => {
+    redis = await startPrivateRedis(port);
+    const deadline = Date.now() + 10_000;
+    let initialized: boolean | undefined;
+    while (initialized === undefined) {
+      try {
+        initialized = await client.isInitialized();
+      } catch (error) {
+        expect((error as PersisterError).code).toBe(Code.UNAVAILABLE);
+        if (Date.now() > deadline) throw new Error(`the server did not reconnect within 10 s: ${String(error)}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    expect(initialized).toBe(false);
+    // The server had seen the store initialized; the save script still refuses an unmarked namespace.
+    expect((await failure(() => client.save(step(20)))).code).toBe(codeName(Code.FAILED_PRECONDITION));
+    await client.initialize();
+    await client.save(step(21));
+    expect((await client.load({ partitionKey: "outage", appId: "app" }))?.sequenceId).toBe(21);
+    expect(await client.listAppIds("outage")).toEqual(["app"]);
+    expect(serverIsAlive()).toBe(true);
+  });
+});
