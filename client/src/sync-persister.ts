@@ -49,6 +49,11 @@ const workerScript = (load: string) => `
 `;
 
 const fromSources = !bundledWorker;
+/**
+ * tsx's loader, resolved only when running from the sources. A name held in a variable: an app
+ * that bundles the package gets no esbuild warning that "tsx/cjs" should be marked external.
+ */
+const tsxLoader = "tsx/cjs";
 const bootstrap = workerScript(fromSources ? `require(${JSON.stringify(path.join(__dirname, "sync-worker.ts"))});` : `(function () {\n${bundledWorker}\n})();`);
 
 class WorkerThread {
@@ -66,7 +71,7 @@ class WorkerThread {
       workerData: setup,
       transferList: [port2],
       // From the TypeScript sources (tests, development) the thread needs tsx to load them.
-      execArgv: fromSources ? ["--require", require.resolve("tsx/cjs")] : undefined,
+      execArgv: fromSources ? ["--require", require.resolve(tsxLoader)] : undefined,
     });
     // Its death reaches the caller through the signal; unhandled, this event would end the process.
     this.worker.on("error", () => {});
