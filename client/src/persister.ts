@@ -3,8 +3,11 @@
  * over gRPC. Swapping an embedded store for the remote server changes one line.
  */
 
-/** The outcome of the step whose state is saved (Burr's "completed" / "failed"). */
-export type Status = "completed" | "failed";
+/**
+ * The outcome of the step whose state is saved. Burr writes "completed" or "failed"; like Burr's
+ * own persisters, any other non-empty string is stored and returned exactly.
+ */
+export type Status = "completed" | "failed" | (string & {});
 
 export interface SaveInput<S> {
   /** The partition (for example a user id). Absent, null and "" are the same partition. */

@@ -6,7 +6,7 @@ import { Code, PersisterError } from "./errors";
 import type { LoadQuery, SaveInput, Status } from "./persister";
 
 export interface Limits {
-  /** Longest partition_key, app_id or position, in UTF-8 bytes. */
+  /** Longest partition_key, app_id, position or status, in UTF-8 bytes. */
   maxKeyBytes: number;
   /** Largest state, in bytes. */
   maxStateBytes: number;
@@ -59,9 +59,10 @@ function checkSequenceId(value: unknown): number {
   return value;
 }
 
-function checkStatus(value: unknown): Status {
-  if (value === "completed" || value === "failed") return value;
-  throw invalid(`status must be "completed" or "failed", got ${JSON.stringify(value) ?? String(value)}`);
+/** Any string a key may be: Burr's persisters store whatever status they are given. */
+function checkStatus(value: unknown, limits: Limits): Status {
+  if (typeof value !== "string") throw invalid(`status must be a string such as "completed" or "failed", got ${String(value)}`);
+  return checkKey("status", value, limits, true);
 }
 
 function checkState(value: unknown, limits: Limits): Uint8Array {
@@ -83,7 +84,7 @@ export function checkSave(input: SaveInput<Uint8Array>, limits: Limits = default
     sequenceId: checkSequenceId(input.sequenceId),
     position: checkKey("position", input.position, limits, true),
     state: checkState(input.state, limits),
-    status: checkStatus(input.status),
+    status: checkStatus(input.status, limits),
   };
 }
 

@@ -1,27 +1,55 @@
 /**
- * Wire messages to and from the persister types, shared by the async and sync clients. Inputs
- * are checked here with the server's own rules (minus the size limits, which the server
- * knows) so a bad call fails the same way in-process and remote, before any bytes are sent.
+ * Wire messages to and from the domain types, in both directions: the clients build requests
+ * and read answers with it, the server reads requests and builds answers with it, so the two
+ * sides cannot disagree on a mapping (a status, an absent field, a timestamp).
+ *
+ * Requests built here are checked with the server's own rules (minus the size limits, which
+ * the server knows), so a bad call fails the same way in-process and remote, before any bytes
+ * are sent. Messages are built as complete literals: create() would copy every field through
+ * reflection, on the hot path of every call.
  */
-import { create } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, PersisterError } from "./errors";
 import type { LoadQuery, PersistedState, SaveInput, Status } from "./persister";
 import { checkLoad, checkPartition, checkSave, type Limits } from "./validation";
 import {
-  ListAppIdsRequestSchema,
   Status as WireStatus,
+  type ListAppIdsRequest,
   type LoadRequest,
-  type SaveRequest,
   type LoadResponse,
+  type PersistedState as WirePersistedState,
+  type SaveRequest,
   type SaveResponse,
 } from "./gen/burr/state/v1/state_persister_pb";
 
 const noSizeLimits: Limits = { maxKeyBytes: Number.POSITIVE_INFINITY, maxStateBytes: Number.POSITIVE_INFINITY };
 
-export function saveRequest(input: SaveInput<Uint8Array>) {
+// ---- status: the enum for Burr's two values, the exact string for every other
+
+/** The enum value for a status string: COMPLETED, FAILED, or OTHER (the string travels beside it). */
+export function statusToWire(status: Status): WireStatus {
+  return status === "completed" ? WireStatus.COMPLETED : status === "failed" ? WireStatus.FAILED : WireStatus.OTHER;
+}
+
+/**
+ * The status string of a message: its status_text when set, else the enum's meaning. An enum
+ * value that names no status (UNSPECIFIED, OTHER without text, a number from a newer contract)
+ * gives "", which validation refuses on Save and a reader reports as DATA_LOSS.
+ */
+export function statusFromWire(status: WireStatus, statusText: string | undefined): Status {
+  if (statusText !== undefined) return statusText;
+  return status === WireStatus.COMPLETED ? "completed" : status === WireStatus.FAILED ? "failed" : "";
+}
+
+/** status_text is sent only for statuses the enum cannot carry, so a Save of Burr's own two stays as small as before. */
+const statusTextOf = (status: Status): string | undefined => (status === "completed" || status === "failed" ? undefined : status);
+
+const dateOf = (timestamp: Timestamp | undefined) => (timestamp ? timestampDate(timestamp) : new Date(0));
+
+// ---- client side: domain -> request, answer -> domain
+
+export function saveRequest(input: SaveInput<Uint8Array>): SaveRequest {
   const row = checkSave(input, noSizeLimits);
-  // A complete literal: create() would copy each field through reflection, on every call.
   return {
     $typeName: "burr.state.v1.SaveRequest",
     partitionKey: row.partitionKey,
@@ -29,46 +57,94 @@ export function saveRequest(input: SaveInput<Uint8Array>) {
     sequenceId: BigInt(row.sequenceId),
     position: row.position,
     state: row.state,
-    status: row.status === "completed" ? WireStatus.COMPLETED : WireStatus.FAILED,
-  } satisfies SaveRequest;
+    status: statusToWire(row.status),
+    statusText: statusTextOf(row.status),
+  };
 }
 
-export function loadRequest(query: LoadQuery) {
+export function loadRequest(query: LoadQuery): LoadRequest {
   const key = checkLoad(query, noSizeLimits);
   return {
     $typeName: "burr.state.v1.LoadRequest",
     partitionKey: key.partitionKey,
     appId: key.kind === "partition-latest" ? undefined : key.appId,
     sequenceId: key.kind === "step" ? BigInt(key.sequenceId) : undefined,
-  } satisfies LoadRequest;
+  };
 }
 
-export const listRequest = (partitionKey: string | null | undefined) =>
-  create(ListAppIdsRequestSchema, { partitionKey: checkPartition(partitionKey, noSizeLimits) });
+export const listRequest = (partitionKey: string | null | undefined): ListAppIdsRequest => ({
+  $typeName: "burr.state.v1.ListAppIdsRequest",
+  partitionKey: checkPartition(partitionKey, noSizeLimits),
+});
 
-const statusOf = (status: WireStatus): Status => {
-  if (status === WireStatus.COMPLETED) return "completed";
-  if (status === WireStatus.FAILED) return "failed";
-  throw new PersisterError(Code.DATA_LOSS, `the server sent an unknown status ${status}`);
-};
+export const savedAt = (response: SaveResponse): Date => dateOf(response.createdAt);
 
-export function savedAt(response: SaveResponse): Date {
-  return response.createdAt ? timestampDate(response.createdAt) : new Date(0);
-}
-
-export function persistedState(response: LoadResponse): PersistedState<Uint8Array> | null {
-  const row = response.persistedState;
-  if (!row) return null;
+/** A stored snapshot as the wire carries it, back in domain terms. */
+export function fromWireState(row: WirePersistedState): PersistedState<Uint8Array> {
+  // A server older than status_text leaves it empty: the enum then says it all.
+  const status = statusFromWire(row.status, row.statusText === "" ? undefined : row.statusText);
+  if (status === "") throw new PersisterError(Code.DATA_LOSS, `the server sent a state without a status (status ${row.status})`);
   return {
     partitionKey: row.partitionKey,
     appId: row.appId,
     sequenceId: Number(row.sequenceId),
     position: row.position,
     state: row.state,
-    status: statusOf(row.status),
-    createdAt: row.createdAt ? timestampDate(row.createdAt) : new Date(0),
+    status,
+    createdAt: dateOf(row.createdAt),
   };
 }
+
+export function persistedState(response: LoadResponse): PersistedState<Uint8Array> | null {
+  return response.persistedState ? fromWireState(response.persistedState) : null;
+}
+
+// ---- server side: request -> domain (checked later by the guard), domain -> answer
+
+export function fromSaveRequest(request: SaveRequest): SaveInput<Uint8Array> {
+  return {
+    partitionKey: request.partitionKey,
+    appId: request.appId,
+    sequenceId: Number(request.sequenceId),
+    position: request.position,
+    state: request.state,
+    status: statusFromWire(request.status, request.statusText),
+  };
+}
+
+export function fromLoadRequest(request: LoadRequest): LoadQuery {
+  return {
+    partitionKey: request.partitionKey,
+    appId: request.appId,
+    sequenceId: request.sequenceId === undefined ? undefined : Number(request.sequenceId),
+  };
+}
+
+export function toWireState(row: PersistedState<Uint8Array>): WirePersistedState {
+  return {
+    $typeName: "burr.state.v1.PersistedState",
+    partitionKey: row.partitionKey,
+    appId: row.appId,
+    sequenceId: BigInt(row.sequenceId),
+    position: row.position,
+    state: row.state,
+    status: statusToWire(row.status),
+    createdAt: timestampFromDate(row.createdAt),
+    statusText: row.status,
+  };
+}
+
+export const loadResponse = (row: PersistedState<Uint8Array> | null): LoadResponse => ({
+  $typeName: "burr.state.v1.LoadResponse",
+  persistedState: row ? toWireState(row) : undefined,
+});
+
+export const saveResponse = (createdAt: Date): SaveResponse => ({
+  $typeName: "burr.state.v1.SaveResponse",
+  createdAt: timestampFromDate(createdAt),
+});
+
+// ---- errors
 
 /** A grpc-js error (or anything thrown) as the PersisterError every persister throws. */
 export function persisterError(error: unknown, target: string): PersisterError {

@@ -222,6 +222,39 @@ export function conformanceSuite(name: string, makeSubject: () => Promise<Subjec
       });
     });
 
+    describe("any status string round-trips exactly, as with Burr's own persisters", () => {
+      // The limit is the key limit: 1024 UTF-8 bytes, here in characters of 4, 3, 2 and 1 bytes.
+      const atLimit = "🎉".repeat(100) + "€".repeat(100) + "é".repeat(100) + "x".repeat(124);
+      const statuses = ["pending", "in_progress", "Completed", " failed ", "terminé ✓ 状态 🎉", "a:b/c\\d\"e'f", atLimit];
+
+      test("the status limit is the key limit", () => {
+        expect(Buffer.byteLength(atLimit, "utf8")).toBe(1024);
+      });
+
+      test.each(statuses.map((status) => [status.length > 40 ? `${status.slice(0, 20)}... (${Buffer.byteLength(status)} bytes)` : JSON.stringify(status), status]))(
+        "status %s is stored and loaded exactly, by step, as latest and as latest in the partition",
+        async (_label, status) => {
+          const partition = freshPartition();
+          await p.save(step(partition, "app", 4, { status }));
+          for (const query of [{ appId: "app", sequenceId: 4 }, { appId: "app" }, {}]) {
+            const row = await p.load({ partitionKey: partition, ...query });
+            expect(row?.status).toBe(status);
+          }
+          expect(await p.listAppIds(partition)).toEqual(["app"]);
+        },
+      );
+
+      test("latest is the highest sequence id whatever the statuses; nothing filters by status", async () => {
+        const partition = freshPartition();
+        await p.save(step(partition, "app", 9, { status: "in_progress" }));
+        await p.save(step(partition, "app", 2, { status: "completed" }));
+        await p.save(step(partition, "app", 5, { status: "failed" }));
+        expect(summary(await p.load({ partitionKey: partition, appId: "app" }))).toMatchObject({ sequenceId: 9, status: "in_progress" });
+        expect((await p.load({ partitionKey: partition }))!.status).toBe("failed");
+        expect((await p.load({ partitionKey: partition, appId: "app", sequenceId: 2 }))!.status).toBe("completed");
+      });
+    });
+
     describe("bad input is refused before it reaches the store", () => {
       const longKey = "k".repeat(1025);
       const badSaves: Array<[string, Partial<SaveInput<Uint8Array>>, RegExp]> = [
@@ -230,8 +263,10 @@ export function conformanceSuite(name: string, makeSubject: () => Promise<Subjec
         ["negative sequence_id", { sequenceId: -1 }, /sequence_id/],
         ["fractional sequence_id", { sequenceId: 1.5 }, /sequence_id/],
         ["sequence_id beyond 2^53", { sequenceId: 2 ** 60 }, /sequence_id/],
-        ["unknown status", { status: "pending" as never }, /status/],
+        ["empty status", { status: "" }, /status/],
         ["missing status", { status: undefined as never }, /status/],
+        ["over-long status", { status: longKey }, /status/],
+        ["NUL in status", { status: "in\u0000progress" }, /status/],
         ["over-long app_id", { appId: longKey }, /app_id/],
         ["over-long partition_key", { partitionKey: longKey }, /partition_key/],
         ["over-long position", { position: longKey }, /position/],

@@ -1,26 +1,21 @@
 /**
  * The StatePersister gRPC service: a thin adapter from wire messages to the persister
- * interface. Rules (validation, defaults, initialization) live in core/guard.ts, not here.
+ * interface. Rules (validation, defaults, initialization) live in the stores' guard, the
+ * message mapping in the client's wire module (shared with the clients), not here.
  */
 import { create, type DescMessage } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import type { GuardedPersister } from "@burr-state/stores";
-import { serviceDefinition } from "@burr-state/client/protocol";
-import type { PersistedState as Persisted, Status } from "@burr-state/client/protocol";
+import { fromLoadRequest, fromSaveRequest, loadResponse, saveResponse, serviceDefinition } from "@burr-state/client/protocol";
 import {
   CallErrorSchema,
   ListAppIdsResponseSchema,
   StatePersister,
-  Status as WireStatus,
   type ListAppIdsRequest,
   type LoadRequest,
-  type LoadResponse,
-  type PersistedState,
   type PipelineRequest,
   type PipelineResponse,
   type SaveRequest,
-  type SaveResponse,
 } from "@burr-state/client/gen/burr/state/v1/state_persister_pb";
 import type { Logger } from "../log";
 import { refusalOf, toStatus } from "./status";
@@ -55,31 +50,6 @@ function tolerantDefinition(): grpc.ServiceDefinition {
   return definition;
 }
 
-const wireStatus: Record<Status, WireStatus> = { completed: WireStatus.COMPLETED, failed: WireStatus.FAILED };
-const statusOf = (status: WireStatus): Status =>
-  status === WireStatus.COMPLETED ? "completed" : status === WireStatus.FAILED ? "failed" : (WireStatus[status] ?? `${status}`) as Status;
-
-// Answers are built as complete message literals: create() would copy every field through
-// reflection, on the hot path of every call.
-const toWire = (row: Persisted<Uint8Array>): PersistedState => ({
-  $typeName: "burr.state.v1.PersistedState",
-  partitionKey: row.partitionKey,
-  appId: row.appId,
-  sequenceId: BigInt(row.sequenceId),
-  position: row.position,
-  state: row.state,
-  status: wireStatus[row.status],
-  createdAt: timestampFromDate(row.createdAt),
-});
-const loadResponse = (persistedState: PersistedState | undefined): LoadResponse => ({
-  $typeName: "burr.state.v1.LoadResponse",
-  persistedState,
-});
-const saveResponse = (createdAt: Date): SaveResponse => ({
-  $typeName: "burr.state.v1.SaveResponse",
-  createdAt: timestampFromDate(createdAt),
-});
-
 export interface StateService {
   definition: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
@@ -94,25 +64,8 @@ export type CallObserver = (path: string, code: number, seconds: number) => void
 const pipelineWindow = 256;
 
 export function stateService(persister: GuardedPersister, log: Logger, observe?: CallObserver): StateService {
-  const save = async (request: SaveRequest) => {
-    const { createdAt } = await persister.save({
-      partitionKey: request.partitionKey,
-      appId: request.appId,
-      sequenceId: Number(request.sequenceId),
-      position: request.position,
-      state: request.state,
-      status: statusOf(request.status),
-    });
-    return saveResponse(createdAt);
-  };
-  const load = async (request: LoadRequest) => {
-    const row = await persister.load({
-      partitionKey: request.partitionKey,
-      appId: request.appId,
-      sequenceId: request.sequenceId === undefined ? undefined : Number(request.sequenceId),
-    });
-    return loadResponse(row ? toWire(row) : undefined);
-  };
+  const save = async (request: SaveRequest) => saveResponse((await persister.save(fromSaveRequest(request))).createdAt);
+  const load = async (request: LoadRequest) => loadResponse(await persister.load(fromLoadRequest(request)));
 
   /** A unary handler: decode check, the work, then the answer or the mapped error. */
   const unary =

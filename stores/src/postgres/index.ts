@@ -189,15 +189,38 @@ export class PostgresBackend implements Backend {
   }
 
   async initialize(): Promise<void> {
-    if (await this.isInitialized()) return;
+    if (await this.isInitialized()) return this.upgraded();
     // CREATE SCHEMA needs the CREATE privilege on the database even when the schema exists: only ask for it when it is missing.
     const [{ exists }] = await this.query<{ exists: boolean }>(this.sql.schemaExists, [this.options.schema]);
     // One simple-protocol query runs as one transaction: the advisory lock serializes servers
     // initializing at once (CREATE ... IF NOT EXISTS alone can still collide in the catalogs).
-    const ddl = ["SELECT pg_advisory_xact_lock(hashtext('burr-state-persister initialize'))"];
+    const ddl = [initializeLock];
     if (!exists) ddl.push(`CREATE SCHEMA IF NOT EXISTS ${quote(this.options.schema)}`);
     ddl.push(...this.sql.createTables);
     await this.query({ text: ddl.join(";\n") }, []);
+  }
+
+  /** Set once the tables are known to be of this version (see upgrade()). */
+  private upgrade: Promise<void> | null = null;
+
+  /** Resolves once tables made by an older version are brought up to date; retried after a failure. */
+  private upgraded(): Promise<void> {
+    this.upgrade ??= this.upgradeTables().catch((error: unknown) => {
+      this.upgrade = null;
+      throw error;
+    });
+    return this.upgrade;
+  }
+
+  /**
+   * Version 1 tables allowed only the statuses "completed" and "failed" (a CHECK constraint);
+   * any string is allowed now. The constraint is dropped when present (under the same lock as
+   * Initialize, so servers starting together do it once).
+   */
+  private async upgradeTables(): Promise<void> {
+    const [{ present }] = await this.query<{ present: boolean }>(this.sql.legacyStatusCheck, [this.sql.tableNames[0], this.sql.legacyStatusCheckName]);
+    if (!present) return;
+    await this.query({ text: [initializeLock, this.sql.dropLegacyStatusCheck].join(";\n") }, []);
   }
 
   async isInitialized(): Promise<boolean> {
@@ -221,6 +244,7 @@ export class PostgresBackend implements Backend {
 
   /** Inserts the rows in one statement; a row whose key is already stored (or repeated earlier in the batch) is a duplicate. */
   private async insert(rows: SaveRow[]): Promise<Array<Date | PersisterError>> {
+    await this.upgraded();
     const sorted = [...rows].sort(compareKeys);
     const values = sorted.flatMap((row) => [row.partitionKey, row.appId, row.sequenceId, row.position, row.state, row.status]);
     const saved = await this.query<SavedRow>(this.saveStatement(rows.length), values);
@@ -291,6 +315,9 @@ export class PostgresBackend implements Backend {
   }
 }
 
+/** Serializes servers that initialize or upgrade one database at once (held until the statement's transaction ends). */
+const initializeLock = "SELECT pg_advisory_xact_lock(hashtext('burr-state-persister initialize'))";
+
 /** Names are checked by checkIdentifier (letters, digits, _), so quoting cannot be escaped. */
 const quote = (name: string) => `"${name}"`;
 
@@ -302,6 +329,13 @@ export function postgresStatements(schema: string, table: string) {
   const columns = "partition_key, app_id, sequence_id, position, state, status, created_at";
   return {
     tableNames: [states, apps],
+    // PostgreSQL's name for version 1's CHECK on status (table names are at most 48 characters, so it is never truncated).
+    legacyStatusCheckName: `${table}_status_check`,
+    legacyStatusCheck: {
+      name: "legacy_status_check",
+      text: "SELECT EXISTS (SELECT FROM pg_constraint WHERE conrelid = to_regclass($1) AND conname = $2) AS present",
+    },
+    dropLegacyStatusCheck: `ALTER TABLE ${states} DROP CONSTRAINT IF EXISTS ${quote(`${table}_status_check`)}`,
     tablesExist: { name: "tables_exist", text: "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS ready" },
     schemaExists: { name: "schema_exists", text: "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1) AS exists" },
     // Keys use the "C" collation: they are only ever compared for equality, and byte order is
@@ -315,7 +349,7 @@ export function postgresStatements(schema: string, table: string) {
         app_id text COLLATE "C" NOT NULL,
         sequence_id bigint NOT NULL CHECK (sequence_id >= 0),
         position text COLLATE "C" NOT NULL,
-        status text NOT NULL CHECK (status IN ('completed', 'failed')),
+        status text COLLATE "C" NOT NULL,
         state bytea NOT NULL,
         created_at timestamptz NOT NULL DEFAULT now(),
         CONSTRAINT ${keyConstraint} PRIMARY KEY (partition_key, app_id, sequence_id, position)

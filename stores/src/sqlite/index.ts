@@ -54,6 +54,25 @@ const isSqliteError = (error: unknown, code: string) =>
   // the native addon keeps throwing the first one.
   (error as { name?: unknown } | null)?.name === "SqliteError" && String((error as { code?: unknown }).code).startsWith(code);
 
+/** The states table, under `name`. Any status string is allowed (see migrate()). */
+const createStatesTable = (name: string) => `
+  CREATE TABLE IF NOT EXISTS ${name} (
+    write_seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    partition_key TEXT NOT NULL,
+    app_id TEXT NOT NULL,
+    sequence_id INTEGER NOT NULL,
+    position TEXT NOT NULL,
+    status TEXT NOT NULL,
+    state BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+  );`;
+
+const createStatesIndexes = (t: string) => `
+  CREATE UNIQUE INDEX IF NOT EXISTS ${t}_key ON ${t} (partition_key, app_id, sequence_id, position);
+  -- rowid (write_seq) ends every index, so these also order ties by write order.
+  CREATE INDEX IF NOT EXISTS ${t}_app_step ON ${t} (partition_key, app_id, sequence_id);
+  CREATE INDEX IF NOT EXISTS ${t}_partition_recent ON ${t} (partition_key);`;
+
 /** Every statement the store runs (the query-plan test EXPLAINs these very strings). */
 export function sqliteQueries(t: string) {
   const columns = "partition_key, app_id, sequence_id, position, state, status, created_at";
@@ -87,6 +106,7 @@ export class SqliteSyncBackend implements SyncBackend {
       this.db.pragma("journal_mode = WAL");
       this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
       this.db.pragma("busy_timeout = 5000");
+      this.migrate();
     } catch (error) {
       throw unavailable(`the SQLite database ${options.path}`, error);
     }
@@ -95,20 +115,8 @@ export class SqliteSyncBackend implements SyncBackend {
   initialize(): void {
     const t = this.table;
     this.db.exec(`
-      CREATE TABLE IF NOT EXISTS ${t} (
-        write_seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        partition_key TEXT NOT NULL,
-        app_id TEXT NOT NULL,
-        sequence_id INTEGER NOT NULL,
-        position TEXT NOT NULL,
-        status TEXT NOT NULL CHECK (status IN ('completed', 'failed')),
-        state BLOB NOT NULL,
-        created_at INTEGER NOT NULL
-      );
-      CREATE UNIQUE INDEX IF NOT EXISTS ${t}_key ON ${t} (partition_key, app_id, sequence_id, position);
-      -- rowid (write_seq) ends every index, so these also order ties by write order.
-      CREATE INDEX IF NOT EXISTS ${t}_app_step ON ${t} (partition_key, app_id, sequence_id);
-      CREATE INDEX IF NOT EXISTS ${t}_partition_recent ON ${t} (partition_key);
+      ${createStatesTable(t)}
+      ${createStatesIndexes(t)}
       CREATE TABLE IF NOT EXISTS ${t}_apps (
         partition_key TEXT NOT NULL,
         app_id TEXT NOT NULL,
@@ -118,6 +126,27 @@ export class SqliteSyncBackend implements SyncBackend {
       CREATE INDEX IF NOT EXISTS ${t}_apps_recent ON ${t}_apps (partition_key, last_write);
     `);
     this.statements = null;
+  }
+
+  /**
+   * Brings a table made by an older version up to date. Version 1 allowed only the statuses
+   * "completed" and "failed" (a CHECK constraint); any string is allowed now. SQLite cannot drop
+   * a constraint, so the table is rebuilt in one transaction (write_seq values kept).
+   */
+  private migrate(): void {
+    const t = this.table;
+    const found = this.db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?").get(t) as { sql: string } | undefined;
+    if (!found || !/CHECK \(status IN/.test(found.sql)) return;
+    const columns = "write_seq, partition_key, app_id, sequence_id, position, status, state, created_at";
+    this.db.transaction(() => {
+      this.db.exec(`
+        ${createStatesTable(`${t}__rebuilt`)}
+        INSERT INTO ${t}__rebuilt (${columns}) SELECT ${columns} FROM ${t};
+        DROP TABLE ${t};
+        ALTER TABLE ${t}__rebuilt RENAME TO ${t};
+        ${createStatesIndexes(t)}
+      `);
+    }).immediate();
   }
 
   isInitialized(): boolean {

@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file burr/state/v1/state_persister.proto.
  */
 export const file_burr_state_v1_state_persister: GenFile = /*@__PURE__*/
-  fileDesc("CiNidXJyL3N0YXRlL3YxL3N0YXRlX3BlcnNpc3Rlci5wcm90bxINYnVyci5zdGF0ZS52MSLEAQoOUGVyc2lzdGVkU3RhdGUSFQoNcGFydGl0aW9uX2tleRgBIAEoCRIOCgZhcHBfaWQYAiABKAkSEwoLc2VxdWVuY2VfaWQYAyABKAMSEAoIcG9zaXRpb24YBCABKAkSDQoFc3RhdGUYBSABKAwSJQoGc3RhdHVzGAYgASgOMhUuYnVyci5zdGF0ZS52MS5TdGF0dXMSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiEwoRSW5pdGlhbGl6ZVJlcXVlc3QiFAoSSW5pdGlhbGl6ZVJlc3BvbnNlIhYKFElzSW5pdGlhbGl6ZWRSZXF1ZXN0IiwKFUlzSW5pdGlhbGl6ZWRSZXNwb25zZRITCgtpbml0aWFsaXplZBgBIAEoCCKoAQoLU2F2ZVJlcXVlc3QSGgoNcGFydGl0aW9uX2tleRgBIAEoCUgAiAEBEg4KBmFwcF9pZBgCIAEoCRITCgtzZXF1ZW5jZV9pZBgDIAEoAxIQCghwb3NpdGlvbhgEIAEoCRINCgVzdGF0ZRgFIAEoDBIlCgZzdGF0dXMYBiABKA4yFS5idXJyLnN0YXRlLnYxLlN0YXR1c0IQCg5fcGFydGl0aW9uX2tleSI+CgxTYXZlUmVzcG9uc2USLgoKY3JlYXRlZF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAihQEKC0xvYWRSZXF1ZXN0EhoKDXBhcnRpdGlvbl9rZXkYASABKAlIAIgBARITCgZhcHBfaWQYAiABKAlIAYgBARIYCgtzZXF1ZW5jZV9pZBgDIAEoA0gCiAEBQhAKDl9wYXJ0aXRpb25fa2V5QgkKB19hcHBfaWRCDgoMX3NlcXVlbmNlX2lkIkYKDExvYWRSZXNwb25zZRI2Cg9wZXJzaXN0ZWRfc3RhdGUYASABKAsyHS5idXJyLnN0YXRlLnYxLlBlcnNpc3RlZFN0YXRlIkEKEUxpc3RBcHBJZHNSZXF1ZXN0EhoKDXBhcnRpdGlvbl9rZXkYASABKAlIAIgBAUIQCg5fcGFydGl0aW9uX2tleSIlChJMaXN0QXBwSWRzUmVzcG9uc2USDwoHYXBwX2lkcxgBIAMoCSKCAQoPUGlwZWxpbmVSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAQSKgoEc2F2ZRgCIAEoCzIaLmJ1cnIuc3RhdGUudjEuU2F2ZVJlcXVlc3RIABIqCgRsb2FkGAMgASgLMhouYnVyci5zdGF0ZS52MS5Mb2FkUmVxdWVzdEgAQgYKBGNhbGwisgEKEFBpcGVsaW5lUmVzcG9uc2USDwoHY2FsbF9pZBgBIAEoBBIrCgRzYXZlGAIgASgLMhsuYnVyci5zdGF0ZS52MS5TYXZlUmVzcG9uc2VIABIrCgRsb2FkGAMgASgLMhsuYnVyci5zdGF0ZS52MS5Mb2FkUmVzcG9uc2VIABIpCgVlcnJvchgEIAEoCzIYLmJ1cnIuc3RhdGUudjEuQ2FsbEVycm9ySABCCAoGcmVzdWx0IioKCUNhbGxFcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkqSQoGU3RhdHVzEhYKElNUQVRVU19VTlNQRUNJRklFRBAAEhQKEFNUQVRVU19DT01QTEVURUQQARIRCg1TVEFUVVNfRkFJTEVEEAIy5wMKDlN0YXRlUGVyc2lzdGVyElEKCkluaXRpYWxpemUSIC5idXJyLnN0YXRlLnYxLkluaXRpYWxpemVSZXF1ZXN0GiEuYnVyci5zdGF0ZS52MS5Jbml0aWFsaXplUmVzcG9uc2USWgoNSXNJbml0aWFsaXplZBIjLmJ1cnIuc3RhdGUudjEuSXNJbml0aWFsaXplZFJlcXVlc3QaJC5idXJyLnN0YXRlLnYxLklzSW5pdGlhbGl6ZWRSZXNwb25zZRI/CgRTYXZlEhouYnVyci5zdGF0ZS52MS5TYXZlUmVxdWVzdBobLmJ1cnIuc3RhdGUudjEuU2F2ZVJlc3BvbnNlEj8KBExvYWQSGi5idXJyLnN0YXRlLnYxLkxvYWRSZXF1ZXN0GhsuYnVyci5zdGF0ZS52MS5Mb2FkUmVzcG9uc2USUwoKTGlzdEFwcElkcxIgLmJ1cnIuc3RhdGUudjEuTGlzdEFwcElkc1JlcXVlc3QaIS5idXJyLnN0YXRlLnYxLkxpc3RBcHBJZHNSZXNwb25zZTABEk8KCFBpcGVsaW5lEh4uYnVyci5zdGF0ZS52MS5QaXBlbGluZVJlcXVlc3QaHy5idXJyLnN0YXRlLnYxLlBpcGVsaW5lUmVzcG9uc2UoATABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiNidXJyL3N0YXRlL3YxL3N0YXRlX3BlcnNpc3Rlci5wcm90bxINYnVyci5zdGF0ZS52MSLZAQoOUGVyc2lzdGVkU3RhdGUSFQoNcGFydGl0aW9uX2tleRgBIAEoCRIOCgZhcHBfaWQYAiABKAkSEwoLc2VxdWVuY2VfaWQYAyABKAMSEAoIcG9zaXRpb24YBCABKAkSDQoFc3RhdGUYBSABKAwSJQoGc3RhdHVzGAYgASgOMhUuYnVyci5zdGF0ZS52MS5TdGF0dXMSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLc3RhdHVzX3RleHQYCCABKAkiEwoRSW5pdGlhbGl6ZVJlcXVlc3QiFAoSSW5pdGlhbGl6ZVJlc3BvbnNlIhYKFElzSW5pdGlhbGl6ZWRSZXF1ZXN0IiwKFUlzSW5pdGlhbGl6ZWRSZXNwb25zZRITCgtpbml0aWFsaXplZBgBIAEoCCLSAQoLU2F2ZVJlcXVlc3QSGgoNcGFydGl0aW9uX2tleRgBIAEoCUgAiAEBEg4KBmFwcF9pZBgCIAEoCRITCgtzZXF1ZW5jZV9pZBgDIAEoAxIQCghwb3NpdGlvbhgEIAEoCRINCgVzdGF0ZRgFIAEoDBIlCgZzdGF0dXMYBiABKA4yFS5idXJyLnN0YXRlLnYxLlN0YXR1cxIYCgtzdGF0dXNfdGV4dBgHIAEoCUgBiAEBQhAKDl9wYXJ0aXRpb25fa2V5Qg4KDF9zdGF0dXNfdGV4dCI+CgxTYXZlUmVzcG9uc2USLgoKY3JlYXRlZF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAihQEKC0xvYWRSZXF1ZXN0EhoKDXBhcnRpdGlvbl9rZXkYASABKAlIAIgBARITCgZhcHBfaWQYAiABKAlIAYgBARIYCgtzZXF1ZW5jZV9pZBgDIAEoA0gCiAEBQhAKDl9wYXJ0aXRpb25fa2V5QgkKB19hcHBfaWRCDgoMX3NlcXVlbmNlX2lkIkYKDExvYWRSZXNwb25zZRI2Cg9wZXJzaXN0ZWRfc3RhdGUYASABKAsyHS5idXJyLnN0YXRlLnYxLlBlcnNpc3RlZFN0YXRlIkEKEUxpc3RBcHBJZHNSZXF1ZXN0EhoKDXBhcnRpdGlvbl9rZXkYASABKAlIAIgBAUIQCg5fcGFydGl0aW9uX2tleSIlChJMaXN0QXBwSWRzUmVzcG9uc2USDwoHYXBwX2lkcxgBIAMoCSKCAQoPUGlwZWxpbmVSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAQSKgoEc2F2ZRgCIAEoCzIaLmJ1cnIuc3RhdGUudjEuU2F2ZVJlcXVlc3RIABIqCgRsb2FkGAMgASgLMhouYnVyci5zdGF0ZS52MS5Mb2FkUmVxdWVzdEgAQgYKBGNhbGwisgEKEFBpcGVsaW5lUmVzcG9uc2USDwoHY2FsbF9pZBgBIAEoBBIrCgRzYXZlGAIgASgLMhsuYnVyci5zdGF0ZS52MS5TYXZlUmVzcG9uc2VIABIrCgRsb2FkGAMgASgLMhsuYnVyci5zdGF0ZS52MS5Mb2FkUmVzcG9uc2VIABIpCgVlcnJvchgEIAEoCzIYLmJ1cnIuc3RhdGUudjEuQ2FsbEVycm9ySABCCAoGcmVzdWx0IioKCUNhbGxFcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkqWwoGU3RhdHVzEhYKElNUQVRVU19VTlNQRUNJRklFRBAAEhQKEFNUQVRVU19DT01QTEVURUQQARIRCg1TVEFUVVNfRkFJTEVEEAISEAoMU1RBVFVTX09USEVSEAMy5wMKDlN0YXRlUGVyc2lzdGVyElEKCkluaXRpYWxpemUSIC5idXJyLnN0YXRlLnYxLkluaXRpYWxpemVSZXF1ZXN0GiEuYnVyci5zdGF0ZS52MS5Jbml0aWFsaXplUmVzcG9uc2USWgoNSXNJbml0aWFsaXplZBIjLmJ1cnIuc3RhdGUudjEuSXNJbml0aWFsaXplZFJlcXVlc3QaJC5idXJyLnN0YXRlLnYxLklzSW5pdGlhbGl6ZWRSZXNwb25zZRI/CgRTYXZlEhouYnVyci5zdGF0ZS52MS5TYXZlUmVxdWVzdBobLmJ1cnIuc3RhdGUudjEuU2F2ZVJlc3BvbnNlEj8KBExvYWQSGi5idXJyLnN0YXRlLnYxLkxvYWRSZXF1ZXN0GhsuYnVyci5zdGF0ZS52MS5Mb2FkUmVzcG9uc2USUwoKTGlzdEFwcElkcxIgLmJ1cnIuc3RhdGUudjEuTGlzdEFwcElkc1JlcXVlc3QaIS5idXJyLnN0YXRlLnYxLkxpc3RBcHBJZHNSZXNwb25zZTABEk8KCFBpcGVsaW5lEh4uYnVyci5zdGF0ZS52MS5QaXBlbGluZVJlcXVlc3QaHy5idXJyLnN0YXRlLnYxLlBpcGVsaW5lUmVzcG9uc2UoATABYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * A stored state snapshot.
@@ -63,7 +63,7 @@ export type PersistedState = Message<"burr.state.v1.PersistedState"> & {
   state: Uint8Array;
 
   /**
-   * Whether the step completed or failed.
+   * COMPLETED or FAILED for "completed" and "failed"; OTHER for any other status string.
    *
    * @generated from field: burr.state.v1.Status status = 6;
    */
@@ -75,6 +75,13 @@ export type PersistedState = Message<"burr.state.v1.PersistedState"> & {
    * @generated from field: google.protobuf.Timestamp created_at = 7;
    */
   createdAt?: Timestamp | undefined;
+
+  /**
+   * The status exactly as saved ("completed", "failed" or any other string). Always set.
+   *
+   * @generated from field: string status_text = 8;
+   */
+  statusText: string;
 };
 
 /**
@@ -192,11 +199,21 @@ export type SaveRequest = Message<"burr.state.v1.SaveRequest"> & {
   state: Uint8Array;
 
   /**
-   * COMPLETED or FAILED; UNSPECIFIED is refused.
+   * COMPLETED or FAILED. For any other status, set status_text (status is then ignored; OTHER
+   * is the value to send). UNSPECIFIED or OTHER without status_text is refused.
    *
    * @generated from field: burr.state.v1.Status status = 6;
    */
   status: Status;
+
+  /**
+   * The status as a string, stored and returned exactly: when set it wins over `status`.
+   * Non-empty, no NUL characters, at most the server's key limit (1024 UTF-8 bytes by default).
+   * "completed" and "failed" here mean the same as STATUS_COMPLETED and STATUS_FAILED.
+   *
+   * @generated from field: optional string status_text = 7;
+   */
+  statusText?: string | undefined;
 };
 
 /**
@@ -441,31 +458,41 @@ export const CallErrorSchema: GenMessage<CallError> = /*@__PURE__*/
   messageDesc(file_burr_state_v1_state_persister, 13);
 
 /**
- * The outcome of the step whose state is saved.
+ * The outcome of the step whose state is saved: the two values Burr writes. Any other status
+ * string travels in the status_text fields (Burr's own persisters store whatever string they are
+ * given, and so does this service).
  *
  * @generated from enum burr.state.v1.Status
  */
 export enum Status {
   /**
-   * Not a valid value: Save refuses it with INVALID_ARGUMENT.
+   * Not a valid value on its own: Save refuses it with INVALID_ARGUMENT unless status_text is set.
    *
    * @generated from enum value: STATUS_UNSPECIFIED = 0;
    */
   UNSPECIFIED = 0,
 
   /**
-   * The action ran to completion; the state is the state after it.
+   * "completed": the action ran to completion; the state is the state after it.
    *
    * @generated from enum value: STATUS_COMPLETED = 1;
    */
   COMPLETED = 1,
 
   /**
-   * The action raised; the state is the state from before it. Burr retries it on resume.
+   * "failed": the action raised; the state is the state from before it. Burr retries it on resume.
    *
    * @generated from enum value: STATUS_FAILED = 2;
    */
   FAILED = 2,
+
+  /**
+   * Any other status string: see status_text. (Clients built before this value existed see
+   * the unknown enum number 3, never a wrong COMPLETED or FAILED.)
+   *
+   * @generated from enum value: STATUS_OTHER = 3;
+   */
+  OTHER = 3,
 }
 
 /**
@@ -479,6 +506,7 @@ export const StatusSchema: GenEnum<Status> = /*@__PURE__*/
  *
  * Errors (gRPC status codes):
  *   INVALID_ARGUMENT     a field is empty, negative, too long or unspecified; the message names it.
+ *                        (status: empty, NUL characters, or longer than the key limit)
  *   RESOURCE_EXHAUSTED   the state is larger than the server's limit.
  *   ALREADY_EXISTS       Save of a (partition_key, app_id, sequence_id, position) that is stored.
  *   FAILED_PRECONDITION  the store is not initialized: call Initialize (or start the server with --init).
