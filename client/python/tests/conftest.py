@@ -3,14 +3,40 @@
 from __future__ import annotations
 
 import socket
+import sysconfig
 import uuid
+from pathlib import Path
 
 import grpc
 import pytest
 
+import burr_grpc_persister
 from burr_grpc_persister import GrpcStatePersister
 from burr_grpc_persister._gen.state_persister_pb2_grpc import StatePersisterStub
 from server_process import ServerProcess
+
+#: client/python/src: the tests must not import the package from here (run-tests.sh installs the wheel).
+SOURCE_TREE = Path(__file__).resolve().parents[1] / "src"
+
+
+def installed_location_problem() -> str | None:
+    """Why the imported burr_grpc_persister is not the installed one, or None when it is."""
+    location = Path(burr_grpc_persister.__file__).resolve()
+    if location.is_relative_to(SOURCE_TREE):
+        return f"burr_grpc_persister was imported from the source tree ({location})"
+    site_packages = {Path(sysconfig.get_path(name)).resolve() for name in ("purelib", "platlib")}
+    if not any(location.is_relative_to(folder) for folder in site_packages):
+        return f"burr_grpc_persister was imported from {location}, not from site-packages ({', '.join(map(str, sorted(site_packages)))})"
+    return None
+
+
+def pytest_configure(config):
+    problem = installed_location_problem()
+    if problem:
+        raise pytest.UsageError(
+            f"{problem}: the tests run against the installed wheel; use client/python/run-tests.sh"
+        )
+
 
 #: The shared server's largest message: small enough to test the state size limit cheaply.
 MAX_MESSAGE_BYTES = 1024 * 1024

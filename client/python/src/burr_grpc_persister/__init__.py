@@ -1,5 +1,7 @@
 """Apache Burr state persisters backed by the burr.state.v1.StatePersister gRPC service."""
 
+import importlib.metadata as _metadata
+
 from .async_persister import AsyncGrpcStatePersister
 from .errors import (
     AlreadyExistsError,
@@ -14,6 +16,12 @@ from .errors import (
 )
 from .persister import GrpcStatePersister
 from .settings import ConnectionSettings
+
+try:
+    #: The installed distribution's version: the repository's (and the contract's) version.
+    __version__ = _metadata.version("burr-grpc-persister")
+except _metadata.PackageNotFoundError:  # imported from a source tree that is not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AlreadyExistsError",
