@@ -36,6 +36,7 @@ import { Code, duplicate, PersisterError, unavailable } from "@burr-state/client
 import type { Status } from "@burr-state/client/protocol";
 import type { LoadKey, SaveRow } from "@burr-state/client/protocol";
 import { checkIdentifier } from "../shared/identifiers";
+import { decodeUrlPart } from "../shared/url";
 
 export interface MongoOptions {
   /** The connection string handed to the driver (our own parameters removed). */
@@ -58,12 +59,12 @@ export function parseMongoUrl(url: string): MongoOptions {
   for (const param of queryStart < 0 ? [] : url.slice(queryStart + 1).split("&")) {
     const equals = param.indexOf("=");
     const [name, value] = equals < 0 ? [param, ""] : [param.slice(0, equals), param.slice(equals + 1)];
-    if (decodeURIComponent(name) === "collection") collection = decodeURIComponent(value);
+    if (decodeUrlPart("parameter name", name) === "collection") collection = decodeUrlPart("collection", value);
     else if (param !== "") driverParams.push(param);
   }
   const afterScheme = base.indexOf("://") + 3;
   const pathStart = base.indexOf("/", afterScheme);
-  const database = pathStart < 0 ? "" : decodeURIComponent(base.slice(pathStart + 1));
+  const database = pathStart < 0 ? "" : decodeUrlPart("database name", base.slice(pathStart + 1));
   if (database !== "" && !databaseName.test(database)) {
     throw new PersisterError(
       Code.INVALID_ARGUMENT,

@@ -18,6 +18,7 @@ import type { Status } from "@burr-state/client/protocol";
 import type { LoadKey, SaveRow } from "@burr-state/client/protocol";
 import { Batcher } from "../shared/batcher";
 import { checkIdentifier } from "../shared/identifiers";
+import { decodeUrlPart } from "../shared/url";
 
 export interface PostgresOptions {
   /** The URL handed to pg, without this module's own parameters. */
@@ -47,7 +48,7 @@ export function parsePostgresUrl(url: string): PostgresOptions {
   if (!Number.isSafeInteger(poolSize) || poolSize < 1 || poolSize > maxPoolSize) {
     throw new Error(`postgres pool must be an integer from 1 to ${maxPoolSize}, got ${JSON.stringify(poolText)}`);
   }
-  const database = decodeURIComponent(parsed.pathname.replace(/^\//, ""));
+  const database = decodeUrlPart("database name", parsed.pathname.replace(/^\//, ""));
   const target = `${parsed.hostname || "localhost"}:${parsed.port || "5432"}/${database}`;
   return { connectionString: parsed.toString(), target, schema, table, poolSize };
 }

@@ -1,31 +1,63 @@
 /** Store URLs in logs and errors: credentials never shown. */
+import { Code, PersisterError } from "@burr-state/client/protocol";
 
 /** Query parameters that carry secrets in some drivers' URLs (pg takes ?password=...). */
 const secretParams = /^(password|pass|passwd|secret|token|sslpassword|sslkey|authmechanismproperties)$/i;
 
 /**
- * The URL with its password and secret query parameters masked. Parsed as a URL where possible
- * (so `user:pa/ss@host` is caught whole); anything that does not parse is cut at the scheme.
+ * The URL with its password and secret query parameters masked. Works on the text rather than a
+ * parsed URL, so that malformed input (a missing colon, a "/" or "?" in a password) is masked
+ * too: everything between the scheme and the last "@" is userinfo, whatever it holds.
  */
 export function redactUrl(url: string): string {
-  const at = url.indexOf("://");
-  if (at < 0) return url.split("?")[0]!.length === url.length ? url : `${url.split("?")[0]}?***`;
-  // Everything between "//" and the last "@" before the path is userinfo, whatever it holds.
-  const afterScheme = url.slice(at + 3);
-  const queryAt = afterScheme.indexOf("?");
-  const lastAt = afterScheme.lastIndexOf("@", queryAt < 0 ? undefined : queryAt);
-  let rest = afterScheme;
-  let userinfo = "";
+  let text = url;
+  const slashes = text.indexOf("//");
+  let queryFrom = slashes >= 0 ? slashes + 2 : 0;
+  const lastAt = text.lastIndexOf("@");
   if (lastAt >= 0) {
-    const user = afterScheme.slice(0, lastAt).split(":")[0]!;
-    userinfo = `${user}:***@`;
-    rest = afterScheme.slice(lastAt + 1);
+    const start = slashes >= 0 && slashes < lastAt ? slashes + 2 : text.indexOf(":") + 1;
+    const userinfo = text.slice(start, lastAt);
+    const colon = userinfo.indexOf(":");
+    // A user name alone is no secret; an "@" with no ":" before it belongs to the path or query.
+    if (colon >= 0) {
+      text = `${text.slice(0, start)}${userinfo.slice(0, colon)}:***${text.slice(lastAt)}`;
+      queryFrom = text.lastIndexOf("@") + 1;
+    }
   }
-  const q = rest.indexOf("?");
-  if (q >= 0) {
-    const params = new URLSearchParams(rest.slice(q + 1));
-    const shown = [...params.keys()].map((key) => (secretParams.test(key) ? `${key}=***` : `${key}=${params.get(key)}`));
-    rest = `${rest.slice(0, q)}?${shown.join("&")}`;
+  const query = text.indexOf("?", queryFrom);
+  if (query < 0) return text;
+  const params = text
+    .slice(query + 1)
+    .split("&")
+    .map((pair) => {
+      const key = pair.split("=")[0]!;
+      return secretParams.test(decodeKey(key)) ? `${key}=***` : pair;
+    });
+  return `${text.slice(0, query)}?${params.join("&")}`;
+}
+
+function decodeKey(key: string): string {
+  try {
+    return decodeURIComponent(key);
+  } catch {
+    return key;
   }
-  return `${url.slice(0, at)}://${userinfo}${rest}`;
+}
+
+/** A percent-encoded part of a store URL, decoded; a malformed escape is INVALID_ARGUMENT naming it. */
+export function decodeUrlPart(what: string, text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new PersisterError(Code.INVALID_ARGUMENT, `the store URL's ${what} has a malformed %-escape: ${JSON.stringify(redactUrl(text))}`);
+  }
+}
+
+/** Refuses query parameters a store does not know, so a typo (`?tabel=x`) is not silently ignored. */
+export function checkUrlParams(store: string, params: URLSearchParams, known: string[]): void {
+  for (const name of params.keys()) {
+    if (!known.includes(name)) {
+      throw new PersisterError(Code.INVALID_ARGUMENT, `unknown ${store} URL parameter ${JSON.stringify(name)}: use ${known.join(", ")}`);
+    }
+  }
 }

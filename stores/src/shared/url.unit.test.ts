@@ -23,8 +23,8 @@ describe("redactUrl", () => {
     expect(redactUrl(url)).toBe("postgres://user:***@host:5432/db");
   });
 
-  test("userinfo is masked whatever it holds, even a user alone", () => {
-    expect(redactUrl("postgres://user@host/db")).toBe("postgres://user:***@host/db");
+  test("a user name alone is not a secret and stays", () => {
+    expect(redactUrl("postgres://user@host/db")).toBe("postgres://user@host/db");
   });
 
   test.each(["password", "PASSWORD", "pass", "passwd", "secret", "token", "Token", "sslpassword", "sslkey", "authMechanismProperties"])(
@@ -70,5 +70,17 @@ describe("redactUrl", () => {
   test("plain text without a scheme is unchanged", () => {
     expect(redactUrl("not a url")).toBe("not a url");
     expect(redactUrl("")).toBe("");
+  });
+});
+
+describe("redactUrl on malformed URLs (found by review: passwords leaked into start_failed)", () => {
+  test.each([
+    ["postgres//user:secret@host/db", "postgres//user:***@host/db"],
+    ["postgress:/user:secret@host/db", "postgress:/user:***@host/db"],
+    ["postgres://user:pa?ss@host/db", "postgres://user:***@host/db"],
+    ["postgres://user:pa/ss@host/db?password=x&x=1&x=2", "postgres://user:***@host/db?password=***&x=1&x=2"],
+  ])("%s -> %s", (input, output) => {
+    expect(redactUrl(input)).toBe(output);
+    expect(redactUrl(input)).not.toMatch(/secret|pa\?ss|pa\/ss/);
   });
 });

@@ -12,6 +12,7 @@ import { PersisterError, duplicate, notInitialized, unavailable, type Code } fro
 import type { Status } from "@burr-state/client/protocol";
 import type { LoadKey, SaveRow } from "@burr-state/client/protocol";
 import { checkIdentifier } from "../shared/identifiers";
+import { checkUrlParams } from "../shared/url";
 
 export interface SqliteOptions {
   /** A file path, or ":memory:". */
@@ -23,9 +24,11 @@ export interface SqliteOptions {
 
 /** `sqlite:./file.db?table=t&synchronous=normal`, `sqlite::memory:` */
 export function parseSqliteUrl(url: string): SqliteOptions {
-  const rest = url.replace(/^sqlite:(\/\/)?/, "");
-  const [path, query = ""] = rest.split("?", 2);
-  const params = new URLSearchParams(query);
+  const rest = url.replace(/^sqlite:(\/\/)?/i, "");
+  const at = rest.indexOf("?");
+  const path = at < 0 ? rest : rest.slice(0, at);
+  const params = new URLSearchParams(at < 0 ? "" : rest.slice(at + 1));
+  checkUrlParams("sqlite", params, ["table", "synchronous"]);
   const synchronous = params.get("synchronous") ?? undefined;
   if (synchronous !== undefined && synchronous !== "full" && synchronous !== "normal") {
     throw new Error(`sqlite synchronous must be "full" or "normal", got ${JSON.stringify(synchronous)}`);
