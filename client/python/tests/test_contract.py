@@ -154,7 +154,9 @@ def test_non_ascii_ids_round_trip(persister):
         ({"sequence_id": 2**63}, "sequence_id cannot be sent"),
         ({"sequence_id": "1"}, "sequence_id cannot be sent"),
         ({"app_id": "lone \ud800 surrogate"}, "app_id cannot be sent"),
-        ({"status": "done"}, "status must be 'completed' or 'failed'"),
+        ({"status": ""}, "status must not be empty"),
+        ({"status": 3}, "status must be a string"),
+        ({"status": "s" * 1025}, "status is 1025 bytes long"),
     ],
 )
 def test_bad_save_arguments_are_refused_clearly(persister, partition, change, reason):

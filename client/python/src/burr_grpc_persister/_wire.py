@@ -12,8 +12,26 @@ from burr.core.state import State
 from ._gen import state_persister_pb2 as pb
 from .errors import InvalidArgumentError
 
+# Burr's two statuses travel as the enum; any other string as status_text (with STATUS_OTHER).
 _status_to_wire = {"completed": pb.STATUS_COMPLETED, "failed": pb.STATUS_FAILED}
 _status_from_wire = {wire: name for name, wire in _status_to_wire.items()}
+
+
+def _status_fields(status: str, call: str) -> dict:
+    if not isinstance(status, str):
+        raise InvalidArgumentError(f"{call}: status must be a string such as 'completed' or 'failed', got {status!r}")
+    if status == "":
+        raise InvalidArgumentError(f"{call}: status must not be empty")
+    if status in _status_to_wire:
+        return {"status": _status_to_wire[status]}
+    return {"status": pb.STATUS_OTHER, "status_text": status}
+
+
+def _status_of(row: pb.PersistedState) -> str:
+    # A server older than status_text leaves it empty: the enum then says it all.
+    if row.status_text:
+        return row.status_text
+    return _status_from_wire.get(row.status, "")
 
 
 def describe(method: str, **arguments) -> str:
@@ -44,8 +62,7 @@ def save_request(
     serde_kwargs: dict,
     call: str,
 ) -> pb.SaveRequest:
-    if status not in _status_to_wire:
-        raise InvalidArgumentError(f"{call}: status must be 'completed' or 'failed', got {status!r}")
+    status_fields = _status_fields(status, call)
     # Exactly what Burr's own persisters store. json.dumps escapes non-ASCII, so this is ASCII.
     state_bytes = json.dumps(state.serialize(**serde_kwargs)).encode("utf-8")
     return _message(
@@ -56,7 +73,7 @@ def save_request(
         sequence_id=sequence_id,
         position=position,
         state=state_bytes,
-        status=_status_to_wire[status],
+        **status_fields,
     )
 
 
@@ -81,5 +98,5 @@ def persisted_state_data(response: pb.LoadResponse, serde_kwargs: dict) -> Optio
         "position": row.position,
         "state": State.deserialize(json.loads(row.state), **serde_kwargs),
         "created_at": row.created_at.ToDatetime(tzinfo=timezone.utc).isoformat(),
-        "status": _status_from_wire[row.status],
+        "status": _status_of(row),
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, Literal, Optional, TypeVar
+from typing import Awaitable, Callable, Optional, TypeVar
 
 import grpc
 from burr.common.types import BaseCopyable
@@ -82,7 +82,7 @@ class AsyncGrpcStatePersister(AsyncBaseStatePersister, BaseCopyable):
         sequence_id: int,
         position: str,
         state: State,
-        status: Literal["completed", "failed"],
+        status: str,
         **kwargs,
     ):
         """Saves one step. Raises AlreadyExistsError if this (partition_key, app_id, sequence_id,

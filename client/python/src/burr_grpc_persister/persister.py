@@ -6,7 +6,7 @@ import os
 import threading
 import time
 import weakref
-from typing import Callable, Iterator, Literal, Optional, TypeVar
+from typing import Callable, Iterator, Optional, TypeVar
 
 import grpc
 from burr.common.types import BaseCopyable
@@ -92,7 +92,7 @@ class GrpcStatePersister(BaseStatePersister, BaseCopyable):
         sequence_id: int,
         position: str,
         state: State,
-        status: Literal["completed", "failed"],
+        status: str,
         **kwargs,
     ):
         """Saves one step. Raises AlreadyExistsError if this (partition_key, app_id, sequence_id,

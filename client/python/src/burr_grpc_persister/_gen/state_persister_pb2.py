@@ -25,43 +25,43 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#burr/state/v1/state_persister.proto\x12\rburr.state.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x01\n\x0ePersistedState\x12\x15\n\rpartition_key\x18\x01 \x01(\t\x12\x0e\n\x06\x61pp_id\x18\x02 \x01(\t\x12\x13\n\x0bsequence_id\x18\x03 \x01(\x03\x12\x10\n\x08position\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\x0c\x12%\n\x06status\x18\x06 \x01(\x0e\x32\x15.burr.state.v1.Status\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x13\n\x11InitializeRequest\"\x14\n\x12InitializeResponse\"\x16\n\x14IsInitializedRequest\",\n\x15IsInitializedResponse\x12\x13\n\x0binitialized\x18\x01 \x01(\x08\"\xa8\x01\n\x0bSaveRequest\x12\x1a\n\rpartition_key\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06\x61pp_id\x18\x02 \x01(\t\x12\x13\n\x0bsequence_id\x18\x03 \x01(\x03\x12\x10\n\x08position\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\x0c\x12%\n\x06status\x18\x06 \x01(\x0e\x32\x15.burr.state.v1.StatusB\x10\n\x0e_partition_key\">\n\x0cSaveResponse\x12.\n\ncreated_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x85\x01\n\x0bLoadRequest\x12\x1a\n\rpartition_key\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06\x61pp_id\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x18\n\x0bsequence_id\x18\x03 \x01(\x03H\x02\x88\x01\x01\x42\x10\n\x0e_partition_keyB\t\n\x07_app_idB\x0e\n\x0c_sequence_id\"F\n\x0cLoadResponse\x12\x36\n\x0fpersisted_state\x18\x01 \x01(\x0b\x32\x1d.burr.state.v1.PersistedState\"A\n\x11ListAppIdsRequest\x12\x1a\n\rpartition_key\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x10\n\x0e_partition_key\"%\n\x12ListAppIdsResponse\x12\x0f\n\x07\x61pp_ids\x18\x01 \x03(\t\"\x82\x01\n\x0fPipelineRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12*\n\x04save\x18\x02 \x01(\x0b\x32\x1a.burr.state.v1.SaveRequestH\x00\x12*\n\x04load\x18\x03 \x01(\x0b\x32\x1a.burr.state.v1.LoadRequestH\x00\x42\x06\n\x04\x63\x61ll\"\xb2\x01\n\x10PipelineResponse\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12+\n\x04save\x18\x02 \x01(\x0b\x32\x1b.burr.state.v1.SaveResponseH\x00\x12+\n\x04load\x18\x03 \x01(\x0b\x32\x1b.burr.state.v1.LoadResponseH\x00\x12)\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x18.burr.state.v1.CallErrorH\x00\x42\x08\n\x06result\"*\n\tCallError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t*I\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10STATUS_COMPLETED\x10\x01\x12\x11\n\rSTATUS_FAILED\x10\x02\x32\xe7\x03\n\x0eStatePersister\x12Q\n\nInitialize\x12 .burr.state.v1.InitializeRequest\x1a!.burr.state.v1.InitializeResponse\x12Z\n\rIsInitialized\x12#.burr.state.v1.IsInitializedRequest\x1a$.burr.state.v1.IsInitializedResponse\x12?\n\x04Save\x12\x1a.burr.state.v1.SaveRequest\x1a\x1b.burr.state.v1.SaveResponse\x12?\n\x04Load\x12\x1a.burr.state.v1.LoadRequest\x1a\x1b.burr.state.v1.LoadResponse\x12S\n\nListAppIds\x12 .burr.state.v1.ListAppIdsRequest\x1a!.burr.state.v1.ListAppIdsResponse0\x01\x12O\n\x08Pipeline\x12\x1e.burr.state.v1.PipelineRequest\x1a\x1f.burr.state.v1.PipelineResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#burr/state/v1/state_persister.proto\x12\rburr.state.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x01\n\x0ePersistedState\x12\x15\n\rpartition_key\x18\x01 \x01(\t\x12\x0e\n\x06\x61pp_id\x18\x02 \x01(\t\x12\x13\n\x0bsequence_id\x18\x03 \x01(\x03\x12\x10\n\x08position\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\x0c\x12%\n\x06status\x18\x06 \x01(\x0e\x32\x15.burr.state.v1.Status\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bstatus_text\x18\x08 \x01(\t\"\x13\n\x11InitializeRequest\"\x14\n\x12InitializeResponse\"\x16\n\x14IsInitializedRequest\",\n\x15IsInitializedResponse\x12\x13\n\x0binitialized\x18\x01 \x01(\x08\"\xd2\x01\n\x0bSaveRequest\x12\x1a\n\rpartition_key\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06\x61pp_id\x18\x02 \x01(\t\x12\x13\n\x0bsequence_id\x18\x03 \x01(\x03\x12\x10\n\x08position\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\x0c\x12%\n\x06status\x18\x06 \x01(\x0e\x32\x15.burr.state.v1.Status\x12\x18\n\x0bstatus_text\x18\x07 \x01(\tH\x01\x88\x01\x01\x42\x10\n\x0e_partition_keyB\x0e\n\x0c_status_text\">\n\x0cSaveResponse\x12.\n\ncreated_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x85\x01\n\x0bLoadRequest\x12\x1a\n\rpartition_key\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06\x61pp_id\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x18\n\x0bsequence_id\x18\x03 \x01(\x03H\x02\x88\x01\x01\x42\x10\n\x0e_partition_keyB\t\n\x07_app_idB\x0e\n\x0c_sequence_id\"F\n\x0cLoadResponse\x12\x36\n\x0fpersisted_state\x18\x01 \x01(\x0b\x32\x1d.burr.state.v1.PersistedState\"A\n\x11ListAppIdsRequest\x12\x1a\n\rpartition_key\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x10\n\x0e_partition_key\"%\n\x12ListAppIdsResponse\x12\x0f\n\x07\x61pp_ids\x18\x01 \x03(\t\"\x82\x01\n\x0fPipelineRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12*\n\x04save\x18\x02 \x01(\x0b\x32\x1a.burr.state.v1.SaveRequestH\x00\x12*\n\x04load\x18\x03 \x01(\x0b\x32\x1a.burr.state.v1.LoadRequestH\x00\x42\x06\n\x04\x63\x61ll\"\xb2\x01\n\x10PipelineResponse\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12+\n\x04save\x18\x02 \x01(\x0b\x32\x1b.burr.state.v1.SaveResponseH\x00\x12+\n\x04load\x18\x03 \x01(\x0b\x32\x1b.burr.state.v1.LoadResponseH\x00\x12)\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x18.burr.state.v1.CallErrorH\x00\x42\x08\n\x06result\"*\n\tCallError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t*[\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10STATUS_COMPLETED\x10\x01\x12\x11\n\rSTATUS_FAILED\x10\x02\x12\x10\n\x0cSTATUS_OTHER\x10\x03\x32\xe7\x03\n\x0eStatePersister\x12Q\n\nInitialize\x12 .burr.state.v1.InitializeRequest\x1a!.burr.state.v1.InitializeResponse\x12Z\n\rIsInitialized\x12#.burr.state.v1.IsInitializedRequest\x1a$.burr.state.v1.IsInitializedResponse\x12?\n\x04Save\x12\x1a.burr.state.v1.SaveRequest\x1a\x1b.burr.state.v1.SaveResponse\x12?\n\x04Load\x12\x1a.burr.state.v1.LoadRequest\x1a\x1b.burr.state.v1.LoadResponse\x12S\n\nListAppIds\x12 .burr.state.v1.ListAppIdsRequest\x1a!.burr.state.v1.ListAppIdsResponse0\x01\x12O\n\x08Pipeline\x12\x1e.burr.state.v1.PipelineRequest\x1a\x1f.burr.state.v1.PipelineResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'burr.state.v1.state_persister_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STATUS']._serialized_start=1306
-  _globals['_STATUS']._serialized_end=1379
+  _globals['_STATUS']._serialized_start=1369
+  _globals['_STATUS']._serialized_end=1460
   _globals['_PERSISTEDSTATE']._serialized_start=88
-  _globals['_PERSISTEDSTATE']._serialized_end=284
-  _globals['_INITIALIZEREQUEST']._serialized_start=286
-  _globals['_INITIALIZEREQUEST']._serialized_end=305
-  _globals['_INITIALIZERESPONSE']._serialized_start=307
-  _globals['_INITIALIZERESPONSE']._serialized_end=327
-  _globals['_ISINITIALIZEDREQUEST']._serialized_start=329
-  _globals['_ISINITIALIZEDREQUEST']._serialized_end=351
-  _globals['_ISINITIALIZEDRESPONSE']._serialized_start=353
-  _globals['_ISINITIALIZEDRESPONSE']._serialized_end=397
-  _globals['_SAVEREQUEST']._serialized_start=400
-  _globals['_SAVEREQUEST']._serialized_end=568
-  _globals['_SAVERESPONSE']._serialized_start=570
-  _globals['_SAVERESPONSE']._serialized_end=632
-  _globals['_LOADREQUEST']._serialized_start=635
-  _globals['_LOADREQUEST']._serialized_end=768
-  _globals['_LOADRESPONSE']._serialized_start=770
-  _globals['_LOADRESPONSE']._serialized_end=840
-  _globals['_LISTAPPIDSREQUEST']._serialized_start=842
-  _globals['_LISTAPPIDSREQUEST']._serialized_end=907
-  _globals['_LISTAPPIDSRESPONSE']._serialized_start=909
-  _globals['_LISTAPPIDSRESPONSE']._serialized_end=946
-  _globals['_PIPELINEREQUEST']._serialized_start=949
-  _globals['_PIPELINEREQUEST']._serialized_end=1079
-  _globals['_PIPELINERESPONSE']._serialized_start=1082
-  _globals['_PIPELINERESPONSE']._serialized_end=1260
-  _globals['_CALLERROR']._serialized_start=1262
-  _globals['_CALLERROR']._serialized_end=1304
-  _globals['_STATEPERSISTER']._serialized_start=1382
-  _globals['_STATEPERSISTER']._serialized_end=1869
+  _globals['_PERSISTEDSTATE']._serialized_end=305
+  _globals['_INITIALIZEREQUEST']._serialized_start=307
+  _globals['_INITIALIZEREQUEST']._serialized_end=326
+  _globals['_INITIALIZERESPONSE']._serialized_start=328
+  _globals['_INITIALIZERESPONSE']._serialized_end=348
+  _globals['_ISINITIALIZEDREQUEST']._serialized_start=350
+  _globals['_ISINITIALIZEDREQUEST']._serialized_end=372
+  _globals['_ISINITIALIZEDRESPONSE']._serialized_start=374
+  _globals['_ISINITIALIZEDRESPONSE']._serialized_end=418
+  _globals['_SAVEREQUEST']._serialized_start=421
+  _globals['_SAVEREQUEST']._serialized_end=631
+  _globals['_SAVERESPONSE']._serialized_start=633
+  _globals['_SAVERESPONSE']._serialized_end=695
+  _globals['_LOADREQUEST']._serialized_start=698
+  _globals['_LOADREQUEST']._serialized_end=831
+  _globals['_LOADRESPONSE']._serialized_start=833
+  _globals['_LOADRESPONSE']._serialized_end=903
+  _globals['_LISTAPPIDSREQUEST']._serialized_start=905
+  _globals['_LISTAPPIDSREQUEST']._serialized_end=970
+  _globals['_LISTAPPIDSRESPONSE']._serialized_start=972
+  _globals['_LISTAPPIDSRESPONSE']._serialized_end=1009
+  _globals['_PIPELINEREQUEST']._serialized_start=1012
+  _globals['_PIPELINEREQUEST']._serialized_end=1142
+  _globals['_PIPELINERESPONSE']._serialized_start=1145
+  _globals['_PIPELINERESPONSE']._serialized_end=1323
+  _globals['_CALLERROR']._serialized_start=1325
+  _globals['_CALLERROR']._serialized_end=1367
+  _globals['_STATEPERSISTER']._serialized_start=1463
+  _globals['_STATEPERSISTER']._serialized_end=1950
 # @@protoc_insertion_point(module_scope)

@@ -15,12 +15,14 @@ class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     STATUS_UNSPECIFIED: _ClassVar[Status]
     STATUS_COMPLETED: _ClassVar[Status]
     STATUS_FAILED: _ClassVar[Status]
+    STATUS_OTHER: _ClassVar[Status]
 STATUS_UNSPECIFIED: Status
 STATUS_COMPLETED: Status
 STATUS_FAILED: Status
+STATUS_OTHER: Status
 
 class PersistedState(_message.Message):
-    __slots__ = ("partition_key", "app_id", "sequence_id", "position", "state", "status", "created_at")
+    __slots__ = ("partition_key", "app_id", "sequence_id", "position", "state", "status", "created_at", "status_text")
     PARTITION_KEY_FIELD_NUMBER: _ClassVar[int]
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +30,7 @@ class PersistedState(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_TEXT_FIELD_NUMBER: _ClassVar[int]
     partition_key: str
     app_id: str
     sequence_id: int
@@ -35,7 +38,8 @@ class PersistedState(_message.Message):
     state: bytes
     status: Status
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, partition_key: _Optional[str] = ..., app_id: _Optional[str] = ..., sequence_id: _Optional[int] = ..., position: _Optional[str] = ..., state: _Optional[bytes] = ..., status: _Optional[_Union[Status, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    status_text: str
+    def __init__(self, partition_key: _Optional[str] = ..., app_id: _Optional[str] = ..., sequence_id: _Optional[int] = ..., position: _Optional[str] = ..., state: _Optional[bytes] = ..., status: _Optional[_Union[Status, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_text: _Optional[str] = ...) -> None: ...
 
 class InitializeRequest(_message.Message):
     __slots__ = ()
@@ -56,20 +60,22 @@ class IsInitializedResponse(_message.Message):
     def __init__(self, initialized: _Optional[bool] = ...) -> None: ...
 
 class SaveRequest(_message.Message):
-    __slots__ = ("partition_key", "app_id", "sequence_id", "position", "state", "status")
+    __slots__ = ("partition_key", "app_id", "sequence_id", "position", "state", "status", "status_text")
     PARTITION_KEY_FIELD_NUMBER: _ClassVar[int]
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_ID_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_TEXT_FIELD_NUMBER: _ClassVar[int]
     partition_key: str
     app_id: str
     sequence_id: int
     position: str
     state: bytes
     status: Status
-    def __init__(self, partition_key: _Optional[str] = ..., app_id: _Optional[str] = ..., sequence_id: _Optional[int] = ..., position: _Optional[str] = ..., state: _Optional[bytes] = ..., status: _Optional[_Union[Status, str]] = ...) -> None: ...
+    status_text: str
+    def __init__(self, partition_key: _Optional[str] = ..., app_id: _Optional[str] = ..., sequence_id: _Optional[int] = ..., position: _Optional[str] = ..., state: _Optional[bytes] = ..., status: _Optional[_Union[Status, str]] = ..., status_text: _Optional[str] = ...) -> None: ...
 
 class SaveResponse(_message.Message):
     __slots__ = ("created_at",)

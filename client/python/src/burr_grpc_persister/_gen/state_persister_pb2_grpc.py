@@ -30,6 +30,7 @@ class StatePersisterStub:
 
     Errors (gRPC status codes):
     INVALID_ARGUMENT     a field is empty, negative, too long or unspecified; the message names it.
+    (status: empty, NUL characters, or longer than the key limit)
     RESOURCE_EXHAUSTED   the state is larger than the server's limit.
     ALREADY_EXISTS       Save of a (partition_key, app_id, sequence_id, position) that is stored.
     FAILED_PRECONDITION  the store is not initialized: call Initialize (or start the server with --init).
@@ -79,6 +80,7 @@ class StatePersisterServicer:
 
     Errors (gRPC status codes):
     INVALID_ARGUMENT     a field is empty, negative, too long or unspecified; the message names it.
+    (status: empty, NUL characters, or longer than the key limit)
     RESOURCE_EXHAUSTED   the state is larger than the server's limit.
     ALREADY_EXISTS       Save of a (partition_key, app_id, sequence_id, position) that is stored.
     FAILED_PRECONDITION  the store is not initialized: call Initialize (or start the server with --init).
@@ -183,6 +185,7 @@ class StatePersister:
 
     Errors (gRPC status codes):
     INVALID_ARGUMENT     a field is empty, negative, too long or unspecified; the message names it.
+    (status: empty, NUL characters, or longer than the key limit)
     RESOURCE_EXHAUSTED   the state is larger than the server's limit.
     ALREADY_EXISTS       Save of a (partition_key, app_id, sequence_id, position) that is stored.
     FAILED_PRECONDITION  the store is not initialized: call Initialize (or start the server with --init).
