@@ -4,7 +4,10 @@ given), through both persisters and on every store the machine has."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +106,26 @@ def test_bad_statuses_are_refused_by_both_persisters(store_server, status, reaso
             await persister.cleanup()
 
     asyncio.run(scenario())
+
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_every_client_reads_every_clients_status(store_server):
+    """Python, the TypeScript async and sync clients, the embedded store and buf curl each write
+    a custom status; each of them reads every one back exactly."""
+    partition = new_app_id("interop")
+    python_status = "python ✓ terminé"
+    with GrpcStatePersister.from_values("127.0.0.1", store_server.port) as persister:
+        persister.save(partition, "python", 1, "act", state(n=1), python_status)
+        done = subprocess.run(
+            ["node", "--conditions=burr-source", "--require", "tsx/cjs", "tests/interop/status-matrix.ts",
+             store_server.target, store_server.store_url, partition, "python"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        expected = {**report["written"], "python": python_status}
+        for reader, statuses in report["matrix"].items():
+            assert statuses == expected, f"{reader} read {statuses}"
+        assert {app: persister.load(partition, app)["status"] for app in expected} == expected
