@@ -2,16 +2,8 @@
 import { Code, PersisterError } from "./errors";
 import type { LoadQuery, SaveInput } from "./persister";
 import { checkLoad, checkPartition, checkSave, defaultLimits, type Limits } from "./validation";
+import { refusal } from "../../tests/support/refusal";
 
-function refusal(work: () => unknown): PersisterError {
-  try {
-    work();
-  } catch (error) {
-    expect(error).toBeInstanceOf(PersisterError);
-    return error as PersisterError;
-  }
-  throw new Error("expected a PersisterError");
-}
 
 const state = new Uint8Array([123, 125]);
 const save = (overrides: Partial<Record<keyof SaveInput<Uint8Array>, unknown>> = {}): SaveInput<Uint8Array> =>

@@ -9,16 +9,8 @@ import {
   SaveResponseSchema,
   Status as WireStatus,
 } from "./gen/burr/state/v1/state_persister_pb";
+import { refusal } from "../../tests/support/refusal";
 
-function refusal(work: () => unknown): PersisterError {
-  try {
-    work();
-  } catch (error) {
-    expect(error).toBeInstanceOf(PersisterError);
-    return error as PersisterError;
-  }
-  throw new Error("expected a PersisterError");
-}
 
 const state = new Uint8Array([1, 2, 3]);
 const save = (overrides: Partial<SaveInput<Uint8Array>> = {}): SaveInput<Uint8Array> => ({

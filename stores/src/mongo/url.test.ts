@@ -1,16 +1,8 @@
 /** The store URL: what the backend takes for itself, and what it hands to the driver untouched. */
 import { Code, PersisterError } from "@burr-state/client/protocol";
 import { mongoClientOptions, parseMongoUrl } from "./index";
+import { refusal } from "../../../tests/support/refusal";
 
-function refusal(work: () => unknown): PersisterError {
-  try {
-    work();
-  } catch (error) {
-    expect(error).toBeInstanceOf(PersisterError);
-    return error as PersisterError;
-  }
-  throw new Error("expected the URL to be refused");
-}
 
 describe("mongo store URL", () => {
   test("defaults: database burr, collection burr_state", () => {

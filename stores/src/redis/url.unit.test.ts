@@ -1,16 +1,8 @@
 /** The Redis store URL: the key prefix is this store's; everything else goes to ioredis. Nothing connects. */
 import { Code, PersisterError } from "@burr-state/client/protocol";
 import { parseRedisUrl } from "./index";
+import { refusal } from "../../../tests/support/refusal";
 
-function refusal(work: () => unknown): PersisterError {
-  try {
-    work();
-  } catch (error) {
-    expect(error).toBeInstanceOf(PersisterError);
-    return error as PersisterError;
-  }
-  throw new Error("expected the URL to be refused");
-}
 
 describe("parseRedisUrl", () => {
   test("defaults: prefix burr; the URL connects as written", () => {

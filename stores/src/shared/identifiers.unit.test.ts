@@ -1,16 +1,8 @@
 /** Table, schema and collection names go into statement text: only a strict shape passes. */
 import { Code, PersisterError } from "@burr-state/client/protocol";
 import { checkIdentifier } from "./identifiers";
+import { refusal } from "../../../tests/support/refusal";
 
-function refusal(work: () => unknown): PersisterError {
-  try {
-    work();
-  } catch (error) {
-    expect(error).toBeInstanceOf(PersisterError);
-    return error as PersisterError;
-  }
-  throw new Error("expected a PersisterError");
-}
 
 describe("checkIdentifier", () => {
   test.each(["burr_state", "public", "_", "_private", "T", "Table2", "a".repeat(48), "_".repeat(48), "x9_Y"])("%j is allowed and returned", (name) => {
