@@ -1,7 +1,7 @@
-import { mongoStore } from "../support/mongo-store";
-import { postgresStore } from "../support/postgres-store";
-import { redisStore } from "../support/redis-store";
-import { sqliteStore } from "../support/stores";
+import { mongoStore } from "../../stores/src/mongo/testing";
+import { postgresStore } from "../../stores/src/postgres/testing";
+import { redisStore } from "../../stores/src/redis/testing";
+import { sqliteStore } from "../../stores/src/sqlite/testing";
 import { replicaSuite } from "./suite";
 
 replicaSuite("SQLite", sqliteStore);

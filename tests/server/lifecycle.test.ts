@@ -11,9 +11,9 @@ import { Code, PersisterError } from "../../client/src/errors";
 import { serviceDefinition } from "../../client/src/grpc-definition";
 import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../client/src/gen/grpc/health/v1/health_pb";
 import { SqliteSyncBackend } from "../../stores/src/sqlite";
-import { postgresStore } from "../support/postgres-store";
+import { postgresStore } from "../../stores/src/postgres/testing";
 import { startServerProcess } from "../support/server-process";
-import { sqliteStore } from "../support/stores";
+import { sqliteStore } from "../../stores/src/sqlite/testing";
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, "../..");

@@ -9,7 +9,7 @@ import { GuardedPersister } from "../guard";
 import type { SaveInput } from "@burr-state/client/protocol";
 import { defaultLimits } from "@burr-state/client/protocol";
 import { openMongo, parseMongoUrl } from "./index";
-import { dropStores, mongoUrl, sharedStoreUrl, uniqueCollection, withCollection } from "../../../tests/support/mongo-store";
+import { dropStores, mongoUrl, sharedStoreUrl, uniqueCollection, withCollection } from "./testing";
 
 const collection = uniqueCollection("layout");
 let raw: MongoClient;

@@ -11,7 +11,7 @@ import { GrpcStatePersister } from "@burr-state/client";
 import { rawCodec } from "@burr-state/client/protocol";
 import { Code, codeName, PersisterError } from "@burr-state/client/protocol";
 import type { SaveInput } from "@burr-state/client/protocol";
-import { freePort, startPrivateFerretDb, withCollection, type PrivateFerretDb } from "../../../tests/support/mongo-store";
+import { freePort, startPrivateFerretDb, withCollection, type PrivateFerretDb } from "./testing";
 import { startServerProcess, type ServerProcess } from "../../../tests/support/server-process";
 
 /** Server selection (3 s) or the socket timeout (5 s), plus slack. */

@@ -8,7 +8,7 @@ import { GrpcStatePersister } from "@burr-state/client";
 import { rawCodec } from "@burr-state/client/protocol";
 import type { SaveInput } from "@burr-state/client/protocol";
 import { parseMongoUrl } from "./index";
-import { connectAdmin, dropStores, mongoUrl, sharedStoreUrl, uniqueCollection, withCollection } from "../../../tests/support/mongo-store";
+import { connectAdmin, dropStores, mongoUrl, sharedStoreUrl, uniqueCollection, withCollection } from "./testing";
 import { startServerProcess, type ServerProcess } from "../../../tests/support/server-process";
 
 const collection = uniqueCollection("two_servers");

@@ -8,7 +8,7 @@ import { rawCodec } from "@burr-state/client/protocol";
 import { serviceDefinition } from "@burr-state/client/protocol";
 import { GrpcStatePersister } from "@burr-state/client";
 import { StatePersister, type ListAppIdsResponse } from "@burr-state/client/gen/burr/state/v1/state_persister_pb";
-import { connectAdmin, postgresStore } from "../../../tests/support/postgres-store";
+import { connectAdmin, postgresStore } from "./testing";
 import { startServerProcess, type ServerProcess } from "../../../tests/support/server-process";
 import type { StoreUnderTest } from "../../../tests/support/subjects";
 

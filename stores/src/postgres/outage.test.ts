@@ -7,7 +7,7 @@ import { rawCodec } from "@burr-state/client/protocol";
 import { Code, PersisterError } from "@burr-state/client/protocol";
 import type { SaveInput } from "@burr-state/client/protocol";
 import { GrpcStatePersister } from "@burr-state/client";
-import { startPrivatePostgres, withParams, type PrivatePostgres } from "../../../tests/support/postgres-store";
+import { startPrivatePostgres, withParams, type PrivatePostgres } from "./testing";
 import { startServerProcess, type ServerProcess } from "../../../tests/support/server-process";
 
 const deadlineMs = 10_000;

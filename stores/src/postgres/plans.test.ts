@@ -5,7 +5,7 @@
  */
 import type { Client } from "pg";
 import { openPostgres, postgresStatements } from "./index";
-import { connectAdmin, dropTables, postgresUrl, uniqueTableName, withParams } from "../../../tests/support/postgres-store";
+import { connectAdmin, dropTables, postgresUrl, uniqueTableName, withParams } from "./testing";
 
 const table = uniqueTableName("plans");
 const sql = postgresStatements("public", table);

@@ -7,7 +7,7 @@ import type { Backend } from "../backend";
 import { Code, PersisterError } from "@burr-state/client/protocol";
 import type { SaveRow } from "@burr-state/client/protocol";
 import { openPostgres, parsePostgresUrl } from "./index";
-import { connectAdmin, dropTables, postgresUrl, uniqueTableName, withParams } from "../../../tests/support/postgres-store";
+import { connectAdmin, dropTables, postgresUrl, uniqueTableName, withParams } from "./testing";
 
 let admin: Client;
 const tables: string[] = [];

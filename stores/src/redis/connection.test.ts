@@ -12,7 +12,7 @@ import { GrpcStatePersister } from "@burr-state/client";
 import { rawCodec } from "@burr-state/client/protocol";
 import { Code } from "@burr-state/client/protocol";
 import { openRedis } from "./index";
-import { connectAdmin, freePort, keysUnder, startPrivateRedis, type PrivateRedis } from "../../../tests/support/redis-store";
+import { connectAdmin, freePort, keysUnder, startPrivateRedis, type PrivateRedis } from "./testing";
 import { startServerProcess, type ServerProcess } from "../../../tests/support/server-process";
 
 const password = "s3cret/with:odd@chars";

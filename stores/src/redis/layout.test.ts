@@ -8,7 +8,7 @@ import { Code, PersisterError } from "@burr-state/client/protocol";
 import { GuardedPersister } from "../guard";
 import type { SaveInput } from "@burr-state/client/protocol";
 import { openRedis, parseRedisUrl } from "./index";
-import { connectAdmin, deleteNamespaces, keysUnder, redisUrl, uniquePrefix, withPrefix } from "../../../tests/support/redis-store";
+import { connectAdmin, deleteNamespaces, keysUnder, redisUrl, uniquePrefix, withPrefix } from "./testing";
 
 const prefix = uniquePrefix("layout");
 let admin: Redis;

@@ -10,7 +10,7 @@ import { GrpcStatePersister } from "@burr-state/client";
 import { rawCodec } from "@burr-state/client/protocol";
 import { Code, codeName, PersisterError } from "@burr-state/client/protocol";
 import type { SaveInput } from "@burr-state/client/protocol";
-import { freePort, startPrivateRedis, withPrefix, type PrivateRedis } from "../../../tests/support/redis-store";
+import { freePort, startPrivateRedis, withPrefix, type PrivateRedis } from "./testing";
 import { startServerProcess, type ServerProcess } from "../../../tests/support/server-process";
 
 /** What a call may take while Redis is unreachable or hung: the command timeout (3 s) plus slack. */

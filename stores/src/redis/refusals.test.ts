@@ -7,7 +7,7 @@ import { Code } from "@burr-state/client/protocol";
 import { GuardedPersister } from "../guard";
 import type { SaveInput } from "@burr-state/client/protocol";
 import { openRedis } from "./index";
-import { connectAdmin, freePort, keysUnder, startPrivateRedis, withPrefix, type PrivateRedis } from "../../../tests/support/redis-store";
+import { connectAdmin, freePort, keysUnder, startPrivateRedis, withPrefix, type PrivateRedis } from "./testing";
 
 let redis: PrivateRedis;
 let admin: Redis;

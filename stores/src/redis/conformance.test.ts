@@ -1,6 +1,6 @@
-import { redisStore } from "../support/redis-store";
-import { inProcess, viaAsyncClient, viaSyncClient } from "../support/subjects";
-import { conformanceSuite } from "./suite";
+import { redisStore } from "./testing";
+import { inProcess, viaAsyncClient, viaSyncClient } from "../../../tests/support/subjects";
+import { conformanceSuite } from "../../../tests/conformance/suite";
 
 conformanceSuite("redis in-process", async () => inProcess(redisStore()));
 conformanceSuite("redis through the server, async client", async () => viaAsyncClient(redisStore()));

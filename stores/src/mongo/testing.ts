@@ -8,8 +8,8 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { MongoClient } from "mongodb";
-import { parseMongoUrl } from "../../stores/src/mongo";
-import type { StoreUnderTest } from "./subjects";
+import { parseMongoUrl } from "./";
+import type { StoreUnderTest } from "../../../tests/support/subjects";
 
 export const mongoUrl = process.env.BURR_TEST_MONGO_URL ?? "mongodb://127.0.0.1:57017/burr";
 

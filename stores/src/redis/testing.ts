@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import * as net from "node:net";
 import { Redis } from "ioredis";
-import type { StoreUnderTest } from "./subjects";
+import type { StoreUnderTest } from "../../../tests/support/subjects";
 
 /** The shared test Redis (started by `.ci/services.sh up`). */
 export const redisUrl = process.env.BURR_TEST_REDIS_URL ?? "redis://127.0.0.1:56379";

@@ -10,7 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 import { Client } from "pg";
-import type { StoreUnderTest } from "./subjects";
+import type { StoreUnderTest } from "../../../tests/support/subjects";
 
 /** The shared test database (started by `.ci/services.sh up`). */
 export const postgresUrl = process.env.BURR_TEST_POSTGRES_URL ?? "postgres://burr:burr@127.0.0.1:55432/burr";

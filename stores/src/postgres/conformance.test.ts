@@ -1,6 +1,6 @@
-import { postgresStore } from "../support/postgres-store";
-import { inProcess, viaAsyncClient, viaSyncClient } from "../support/subjects";
-import { conformanceSuite } from "./suite";
+import { postgresStore } from "./testing";
+import { inProcess, viaAsyncClient, viaSyncClient } from "../../../tests/support/subjects";
+import { conformanceSuite } from "../../../tests/conformance/suite";
 
 conformanceSuite("postgres in-process", async () => inProcess(postgresStore()));
 conformanceSuite("postgres through the server, async client", async () => viaAsyncClient(postgresStore()));

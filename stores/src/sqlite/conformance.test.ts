@@ -1,10 +1,10 @@
-import { GuardedSyncPersister } from "../../stores/src/guard";
-import { defaultLimits } from "../../client/src/validation";
-import { SqliteSyncBackend, parseSqliteUrl } from "../../stores/src/sqlite";
-import { sqliteStore } from "../support/stores";
-import { inProcess, viaAsyncClient, viaSyncClient } from "../support/subjects";
-import { syncAsAsync } from "../support/sync-as-async";
-import { conformanceSuite } from "./suite";
+import { GuardedSyncPersister } from "../guard";
+import { defaultLimits } from "@burr-state/client/protocol";
+import { SqliteSyncBackend, parseSqliteUrl } from "./";
+import { sqliteStore } from "./testing";
+import { inProcess, viaAsyncClient, viaSyncClient } from "../../../tests/support/subjects";
+import { syncAsAsync } from "../../../tests/support/sync-as-async";
+import { conformanceSuite } from "../../../tests/conformance/suite";
 
 conformanceSuite("sqlite in-process", async () => inProcess(sqliteStore()));
 

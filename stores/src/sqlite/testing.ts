@@ -2,7 +2,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { StoreUnderTest } from "./subjects";
+import type { StoreUnderTest } from "../../../tests/support/subjects";
 
 export function sqliteStore(): StoreUnderTest {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "burr-sqlite-"));

@@ -1,6 +1,6 @@
-import { mongoStore } from "../support/mongo-store";
-import { inProcess, viaAsyncClient, viaSyncClient } from "../support/subjects";
-import { conformanceSuite } from "./suite";
+import { mongoStore } from "./testing";
+import { inProcess, viaAsyncClient, viaSyncClient } from "../../../tests/support/subjects";
+import { conformanceSuite } from "../../../tests/conformance/suite";
 
 // The test server is FerretDB, which takes 1.5-4.5 ms per command and scans whole collections
 // for queries (docs/mongo.md): the sync client's 10,000 one-at-a-time saves need two to three
