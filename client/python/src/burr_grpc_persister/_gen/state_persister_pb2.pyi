@@ -140,3 +140,69 @@ class CallError(_message.Message):
     code: int
     message: str
     def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+
+class ListStepsRequest(_message.Message):
+    __slots__ = ("partition_key", "app_id", "before_sequence_id", "limit", "include_state")
+    PARTITION_KEY_FIELD_NUMBER: _ClassVar[int]
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_SEQUENCE_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_STATE_FIELD_NUMBER: _ClassVar[int]
+    partition_key: str
+    app_id: str
+    before_sequence_id: int
+    limit: int
+    include_state: bool
+    def __init__(self, partition_key: _Optional[str] = ..., app_id: _Optional[str] = ..., before_sequence_id: _Optional[int] = ..., limit: _Optional[int] = ..., include_state: _Optional[bool] = ...) -> None: ...
+
+class ListStepsResponse(_message.Message):
+    __slots__ = ("steps",)
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    steps: _containers.RepeatedCompositeFieldContainer[PersistedState]
+    def __init__(self, steps: _Optional[_Iterable[_Union[PersistedState, _Mapping]]] = ...) -> None: ...
+
+class DeleteAppRequest(_message.Message):
+    __slots__ = ("partition_key", "app_id")
+    PARTITION_KEY_FIELD_NUMBER: _ClassVar[int]
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    partition_key: str
+    app_id: str
+    def __init__(self, partition_key: _Optional[str] = ..., app_id: _Optional[str] = ...) -> None: ...
+
+class DeleteAppResponse(_message.Message):
+    __slots__ = ("steps_deleted",)
+    STEPS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    steps_deleted: int
+    def __init__(self, steps_deleted: _Optional[int] = ...) -> None: ...
+
+class DeletePartitionRequest(_message.Message):
+    __slots__ = ("partition_key",)
+    PARTITION_KEY_FIELD_NUMBER: _ClassVar[int]
+    partition_key: str
+    def __init__(self, partition_key: _Optional[str] = ...) -> None: ...
+
+class DeletePartitionResponse(_message.Message):
+    __slots__ = ("steps_deleted", "apps_deleted")
+    STEPS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    APPS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    steps_deleted: int
+    apps_deleted: int
+    def __init__(self, steps_deleted: _Optional[int] = ..., apps_deleted: _Optional[int] = ...) -> None: ...
+
+class PruneRequest(_message.Message):
+    __slots__ = ("partition_key", "app_id", "keep_last", "older_than")
+    PARTITION_KEY_FIELD_NUMBER: _ClassVar[int]
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    KEEP_LAST_FIELD_NUMBER: _ClassVar[int]
+    OLDER_THAN_FIELD_NUMBER: _ClassVar[int]
+    partition_key: str
+    app_id: str
+    keep_last: int
+    older_than: _timestamp_pb2.Timestamp
+    def __init__(self, partition_key: _Optional[str] = ..., app_id: _Optional[str] = ..., keep_last: _Optional[int] = ..., older_than: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class PruneResponse(_message.Message):
+    __slots__ = ("steps_deleted",)
+    STEPS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    steps_deleted: int
+    def __init__(self, steps_deleted: _Optional[int] = ...) -> None: ...

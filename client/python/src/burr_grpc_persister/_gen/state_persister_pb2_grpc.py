@@ -73,6 +73,26 @@ class StatePersisterStub:
                 request_serializer=burr_dot_state_dot_v1_dot_state__persister__pb2.PipelineRequest.SerializeToString,
                 response_deserializer=burr_dot_state_dot_v1_dot_state__persister__pb2.PipelineResponse.FromString,
                 _registered_method=True)
+        self.ListSteps = channel.unary_stream(
+                '/burr.state.v1.StatePersister/ListSteps',
+                request_serializer=burr_dot_state_dot_v1_dot_state__persister__pb2.ListStepsRequest.SerializeToString,
+                response_deserializer=burr_dot_state_dot_v1_dot_state__persister__pb2.ListStepsResponse.FromString,
+                _registered_method=True)
+        self.DeleteApp = channel.unary_unary(
+                '/burr.state.v1.StatePersister/DeleteApp',
+                request_serializer=burr_dot_state_dot_v1_dot_state__persister__pb2.DeleteAppRequest.SerializeToString,
+                response_deserializer=burr_dot_state_dot_v1_dot_state__persister__pb2.DeleteAppResponse.FromString,
+                _registered_method=True)
+        self.DeletePartition = channel.unary_unary(
+                '/burr.state.v1.StatePersister/DeletePartition',
+                request_serializer=burr_dot_state_dot_v1_dot_state__persister__pb2.DeletePartitionRequest.SerializeToString,
+                response_deserializer=burr_dot_state_dot_v1_dot_state__persister__pb2.DeletePartitionResponse.FromString,
+                _registered_method=True)
+        self.Prune = channel.unary_unary(
+                '/burr.state.v1.StatePersister/Prune',
+                request_serializer=burr_dot_state_dot_v1_dot_state__persister__pb2.PruneRequest.SerializeToString,
+                response_deserializer=burr_dot_state_dot_v1_dot_state__persister__pb2.PruneResponse.FromString,
+                _registered_method=True)
 
 
 class StatePersisterServicer:
@@ -139,6 +159,41 @@ class StatePersisterServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSteps(self, request, context):
+        """Streams an app's stored steps, newest first: sequence_id descending, and for steps that
+        share a sequence_id the one written last first. Read from the store page by page through an
+        index (never the whole history in memory), in chunks. An unknown app gives an empty stream.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteApp(self, request, context):
+        """Deletes every step of one app, in bounded batches. Afterwards the app is gone from Load,
+        ListAppIds and ListSteps, and its keys can be saved again. A Save racing it either lands
+        after it (and stays) or is deleted with it. Needs a token with the delete right.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePartition(self, request, context):
+        """Deletes every app of one partition (and no other), in bounded batches. Needs the delete right.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Prune(self, request, context):
+        """Deletes old steps and keeps the rest: a step is deleted when it meets every condition given
+        (beyond the newest keep_last steps of its app; created before older_than). An app's highest
+        step is never deleted, so Load of the latest and resume keep working; only DeleteApp and
+        DeletePartition remove an app. Needs the delete right.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StatePersisterServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -171,6 +226,26 @@ def add_StatePersisterServicer_to_server(servicer, server):
                     servicer.Pipeline,
                     request_deserializer=burr_dot_state_dot_v1_dot_state__persister__pb2.PipelineRequest.FromString,
                     response_serializer=burr_dot_state_dot_v1_dot_state__persister__pb2.PipelineResponse.SerializeToString,
+            ),
+            'ListSteps': grpc.unary_stream_rpc_method_handler(
+                    servicer.ListSteps,
+                    request_deserializer=burr_dot_state_dot_v1_dot_state__persister__pb2.ListStepsRequest.FromString,
+                    response_serializer=burr_dot_state_dot_v1_dot_state__persister__pb2.ListStepsResponse.SerializeToString,
+            ),
+            'DeleteApp': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteApp,
+                    request_deserializer=burr_dot_state_dot_v1_dot_state__persister__pb2.DeleteAppRequest.FromString,
+                    response_serializer=burr_dot_state_dot_v1_dot_state__persister__pb2.DeleteAppResponse.SerializeToString,
+            ),
+            'DeletePartition': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePartition,
+                    request_deserializer=burr_dot_state_dot_v1_dot_state__persister__pb2.DeletePartitionRequest.FromString,
+                    response_serializer=burr_dot_state_dot_v1_dot_state__persister__pb2.DeletePartitionResponse.SerializeToString,
+            ),
+            'Prune': grpc.unary_unary_rpc_method_handler(
+                    servicer.Prune,
+                    request_deserializer=burr_dot_state_dot_v1_dot_state__persister__pb2.PruneRequest.FromString,
+                    response_serializer=burr_dot_state_dot_v1_dot_state__persister__pb2.PruneResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -344,6 +419,114 @@ class StatePersister:
             '/burr.state.v1.StatePersister/Pipeline',
             burr_dot_state_dot_v1_dot_state__persister__pb2.PipelineRequest.SerializeToString,
             burr_dot_state_dot_v1_dot_state__persister__pb2.PipelineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSteps(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/burr.state.v1.StatePersister/ListSteps',
+            burr_dot_state_dot_v1_dot_state__persister__pb2.ListStepsRequest.SerializeToString,
+            burr_dot_state_dot_v1_dot_state__persister__pb2.ListStepsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteApp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/burr.state.v1.StatePersister/DeleteApp',
+            burr_dot_state_dot_v1_dot_state__persister__pb2.DeleteAppRequest.SerializeToString,
+            burr_dot_state_dot_v1_dot_state__persister__pb2.DeleteAppResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePartition(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/burr.state.v1.StatePersister/DeletePartition',
+            burr_dot_state_dot_v1_dot_state__persister__pb2.DeletePartitionRequest.SerializeToString,
+            burr_dot_state_dot_v1_dot_state__persister__pb2.DeletePartitionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Prune(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/burr.state.v1.StatePersister/Prune',
+            burr_dot_state_dot_v1_dot_state__persister__pb2.PruneRequest.SerializeToString,
+            burr_dot_state_dot_v1_dot_state__persister__pb2.PruneResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file burr/state/v1/state_persister.proto.
  */
 export const file_burr_state_v1_state_persister: GenFile = /*@__PURE__*/
-  fileDesc("CiNidXJyL3N0YXRlL3YxL3N0YXRlX3BlcnNpc3Rlci5wcm90bxINYnVyci5zdGF0ZS52MSLZAQoOUGVyc2lzdGVkU3RhdGUSFQoNcGFydGl0aW9uX2tleRgBIAEoCRIOCgZhcHBfaWQYAiABKAkSEwoLc2VxdWVuY2VfaWQYAyABKAMSEAoIcG9zaXRpb24YBCABKAkSDQoFc3RhdGUYBSABKAwSJQoGc3RhdHVzGAYgASgOMhUuYnVyci5zdGF0ZS52MS5TdGF0dXMSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLc3RhdHVzX3RleHQYCCABKAkiEwoRSW5pdGlhbGl6ZVJlcXVlc3QiFAoSSW5pdGlhbGl6ZVJlc3BvbnNlIhYKFElzSW5pdGlhbGl6ZWRSZXF1ZXN0IiwKFUlzSW5pdGlhbGl6ZWRSZXNwb25zZRITCgtpbml0aWFsaXplZBgBIAEoCCLSAQoLU2F2ZVJlcXVlc3QSGgoNcGFydGl0aW9uX2tleRgBIAEoCUgAiAEBEg4KBmFwcF9pZBgCIAEoCRITCgtzZXF1ZW5jZV9pZBgDIAEoAxIQCghwb3NpdGlvbhgEIAEoCRINCgVzdGF0ZRgFIAEoDBIlCgZzdGF0dXMYBiABKA4yFS5idXJyLnN0YXRlLnYxLlN0YXR1cxIYCgtzdGF0dXNfdGV4dBgHIAEoCUgBiAEBQhAKDl9wYXJ0aXRpb25fa2V5Qg4KDF9zdGF0dXNfdGV4dCI+CgxTYXZlUmVzcG9uc2USLgoKY3JlYXRlZF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAihQEKC0xvYWRSZXF1ZXN0EhoKDXBhcnRpdGlvbl9rZXkYASABKAlIAIgBARITCgZhcHBfaWQYAiABKAlIAYgBARIYCgtzZXF1ZW5jZV9pZBgDIAEoA0gCiAEBQhAKDl9wYXJ0aXRpb25fa2V5QgkKB19hcHBfaWRCDgoMX3NlcXVlbmNlX2lkIkYKDExvYWRSZXNwb25zZRI2Cg9wZXJzaXN0ZWRfc3RhdGUYASABKAsyHS5idXJyLnN0YXRlLnYxLlBlcnNpc3RlZFN0YXRlIkEKEUxpc3RBcHBJZHNSZXF1ZXN0EhoKDXBhcnRpdGlvbl9rZXkYASABKAlIAIgBAUIQCg5fcGFydGl0aW9uX2tleSIlChJMaXN0QXBwSWRzUmVzcG9uc2USDwoHYXBwX2lkcxgBIAMoCSKCAQoPUGlwZWxpbmVSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAQSKgoEc2F2ZRgCIAEoCzIaLmJ1cnIuc3RhdGUudjEuU2F2ZVJlcXVlc3RIABIqCgRsb2FkGAMgASgLMhouYnVyci5zdGF0ZS52MS5Mb2FkUmVxdWVzdEgAQgYKBGNhbGwisgEKEFBpcGVsaW5lUmVzcG9uc2USDwoHY2FsbF9pZBgBIAEoBBIrCgRzYXZlGAIgASgLMhsuYnVyci5zdGF0ZS52MS5TYXZlUmVzcG9uc2VIABIrCgRsb2FkGAMgASgLMhsuYnVyci5zdGF0ZS52MS5Mb2FkUmVzcG9uc2VIABIpCgVlcnJvchgEIAEoCzIYLmJ1cnIuc3RhdGUudjEuQ2FsbEVycm9ySABCCAoGcmVzdWx0IioKCUNhbGxFcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkqWwoGU3RhdHVzEhYKElNUQVRVU19VTlNQRUNJRklFRBAAEhQKEFNUQVRVU19DT01QTEVURUQQARIRCg1TVEFUVVNfRkFJTEVEEAISEAoMU1RBVFVTX09USEVSEAMy5wMKDlN0YXRlUGVyc2lzdGVyElEKCkluaXRpYWxpemUSIC5idXJyLnN0YXRlLnYxLkluaXRpYWxpemVSZXF1ZXN0GiEuYnVyci5zdGF0ZS52MS5Jbml0aWFsaXplUmVzcG9uc2USWgoNSXNJbml0aWFsaXplZBIjLmJ1cnIuc3RhdGUudjEuSXNJbml0aWFsaXplZFJlcXVlc3QaJC5idXJyLnN0YXRlLnYxLklzSW5pdGlhbGl6ZWRSZXNwb25zZRI/CgRTYXZlEhouYnVyci5zdGF0ZS52MS5TYXZlUmVxdWVzdBobLmJ1cnIuc3RhdGUudjEuU2F2ZVJlc3BvbnNlEj8KBExvYWQSGi5idXJyLnN0YXRlLnYxLkxvYWRSZXF1ZXN0GhsuYnVyci5zdGF0ZS52MS5Mb2FkUmVzcG9uc2USUwoKTGlzdEFwcElkcxIgLmJ1cnIuc3RhdGUudjEuTGlzdEFwcElkc1JlcXVlc3QaIS5idXJyLnN0YXRlLnYxLkxpc3RBcHBJZHNSZXNwb25zZTABEk8KCFBpcGVsaW5lEh4uYnVyci5zdGF0ZS52MS5QaXBlbGluZVJlcXVlc3QaHy5idXJyLnN0YXRlLnYxLlBpcGVsaW5lUmVzcG9uc2UoATABYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiNidXJyL3N0YXRlL3YxL3N0YXRlX3BlcnNpc3Rlci5wcm90bxINYnVyci5zdGF0ZS52MSLZAQoOUGVyc2lzdGVkU3RhdGUSFQoNcGFydGl0aW9uX2tleRgBIAEoCRIOCgZhcHBfaWQYAiABKAkSEwoLc2VxdWVuY2VfaWQYAyABKAMSEAoIcG9zaXRpb24YBCABKAkSDQoFc3RhdGUYBSABKAwSJQoGc3RhdHVzGAYgASgOMhUuYnVyci5zdGF0ZS52MS5TdGF0dXMSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLc3RhdHVzX3RleHQYCCABKAkiEwoRSW5pdGlhbGl6ZVJlcXVlc3QiFAoSSW5pdGlhbGl6ZVJlc3BvbnNlIhYKFElzSW5pdGlhbGl6ZWRSZXF1ZXN0IiwKFUlzSW5pdGlhbGl6ZWRSZXNwb25zZRITCgtpbml0aWFsaXplZBgBIAEoCCLSAQoLU2F2ZVJlcXVlc3QSGgoNcGFydGl0aW9uX2tleRgBIAEoCUgAiAEBEg4KBmFwcF9pZBgCIAEoCRITCgtzZXF1ZW5jZV9pZBgDIAEoAxIQCghwb3NpdGlvbhgEIAEoCRINCgVzdGF0ZRgFIAEoDBIlCgZzdGF0dXMYBiABKA4yFS5idXJyLnN0YXRlLnYxLlN0YXR1cxIYCgtzdGF0dXNfdGV4dBgHIAEoCUgBiAEBQhAKDl9wYXJ0aXRpb25fa2V5Qg4KDF9zdGF0dXNfdGV4dCI+CgxTYXZlUmVzcG9uc2USLgoKY3JlYXRlZF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAihQEKC0xvYWRSZXF1ZXN0EhoKDXBhcnRpdGlvbl9rZXkYASABKAlIAIgBARITCgZhcHBfaWQYAiABKAlIAYgBARIYCgtzZXF1ZW5jZV9pZBgDIAEoA0gCiAEBQhAKDl9wYXJ0aXRpb25fa2V5QgkKB19hcHBfaWRCDgoMX3NlcXVlbmNlX2lkIkYKDExvYWRSZXNwb25zZRI2Cg9wZXJzaXN0ZWRfc3RhdGUYASABKAsyHS5idXJyLnN0YXRlLnYxLlBlcnNpc3RlZFN0YXRlIkEKEUxpc3RBcHBJZHNSZXF1ZXN0EhoKDXBhcnRpdGlvbl9rZXkYASABKAlIAIgBAUIQCg5fcGFydGl0aW9uX2tleSIlChJMaXN0QXBwSWRzUmVzcG9uc2USDwoHYXBwX2lkcxgBIAMoCSKCAQoPUGlwZWxpbmVSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAQSKgoEc2F2ZRgCIAEoCzIaLmJ1cnIuc3RhdGUudjEuU2F2ZVJlcXVlc3RIABIqCgRsb2FkGAMgASgLMhouYnVyci5zdGF0ZS52MS5Mb2FkUmVxdWVzdEgAQgYKBGNhbGwisgEKEFBpcGVsaW5lUmVzcG9uc2USDwoHY2FsbF9pZBgBIAEoBBIrCgRzYXZlGAIgASgLMhsuYnVyci5zdGF0ZS52MS5TYXZlUmVzcG9uc2VIABIrCgRsb2FkGAMgASgLMhsuYnVyci5zdGF0ZS52MS5Mb2FkUmVzcG9uc2VIABIpCgVlcnJvchgEIAEoCzIYLmJ1cnIuc3RhdGUudjEuQ2FsbEVycm9ySABCCAoGcmVzdWx0IioKCUNhbGxFcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkirgEKEExpc3RTdGVwc1JlcXVlc3QSGgoNcGFydGl0aW9uX2tleRgBIAEoCUgAiAEBEg4KBmFwcF9pZBgCIAEoCRIfChJiZWZvcmVfc2VxdWVuY2VfaWQYAyABKANIAYgBARINCgVsaW1pdBgEIAEoDRIVCg1pbmNsdWRlX3N0YXRlGAUgASgIQhAKDl9wYXJ0aXRpb25fa2V5QhUKE19iZWZvcmVfc2VxdWVuY2VfaWQiQQoRTGlzdFN0ZXBzUmVzcG9uc2USLAoFc3RlcHMYASADKAsyHS5idXJyLnN0YXRlLnYxLlBlcnNpc3RlZFN0YXRlIlAKEERlbGV0ZUFwcFJlcXVlc3QSGgoNcGFydGl0aW9uX2tleRgBIAEoCUgAiAEBEg4KBmFwcF9pZBgCIAEoCUIQCg5fcGFydGl0aW9uX2tleSIqChFEZWxldGVBcHBSZXNwb25zZRIVCg1zdGVwc19kZWxldGVkGAEgASgDIkYKFkRlbGV0ZVBhcnRpdGlvblJlcXVlc3QSGgoNcGFydGl0aW9uX2tleRgBIAEoCUgAiAEBQhAKDl9wYXJ0aXRpb25fa2V5IkYKF0RlbGV0ZVBhcnRpdGlvblJlc3BvbnNlEhUKDXN0ZXBzX2RlbGV0ZWQYASABKAMSFAoMYXBwc19kZWxldGVkGAIgASgDIp8BCgxQcnVuZVJlcXVlc3QSGgoNcGFydGl0aW9uX2tleRgBIAEoCUgAiAEBEhMKBmFwcF9pZBgCIAEoCUgBiAEBEhEKCWtlZXBfbGFzdBgDIAEoDRIuCgpvbGRlcl90aGFuGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIQCg5fcGFydGl0aW9uX2tleUIJCgdfYXBwX2lkIiYKDVBydW5lUmVzcG9uc2USFQoNc3RlcHNfZGVsZXRlZBgBIAEoAypbCgZTdGF0dXMSFgoSU1RBVFVTX1VOU1BFQ0lGSUVEEAASFAoQU1RBVFVTX0NPTVBMRVRFRBABEhEKDVNUQVRVU19GQUlMRUQQAhIQCgxTVEFUVVNfT1RIRVIQAzKvBgoOU3RhdGVQZXJzaXN0ZXISUQoKSW5pdGlhbGl6ZRIgLmJ1cnIuc3RhdGUudjEuSW5pdGlhbGl6ZVJlcXVlc3QaIS5idXJyLnN0YXRlLnYxLkluaXRpYWxpemVSZXNwb25zZRJaCg1Jc0luaXRpYWxpemVkEiMuYnVyci5zdGF0ZS52MS5Jc0luaXRpYWxpemVkUmVxdWVzdBokLmJ1cnIuc3RhdGUudjEuSXNJbml0aWFsaXplZFJlc3BvbnNlEj8KBFNhdmUSGi5idXJyLnN0YXRlLnYxLlNhdmVSZXF1ZXN0GhsuYnVyci5zdGF0ZS52MS5TYXZlUmVzcG9uc2USPwoETG9hZBIaLmJ1cnIuc3RhdGUudjEuTG9hZFJlcXVlc3QaGy5idXJyLnN0YXRlLnYxLkxvYWRSZXNwb25zZRJTCgpMaXN0QXBwSWRzEiAuYnVyci5zdGF0ZS52MS5MaXN0QXBwSWRzUmVxdWVzdBohLmJ1cnIuc3RhdGUudjEuTGlzdEFwcElkc1Jlc3BvbnNlMAESTwoIUGlwZWxpbmUSHi5idXJyLnN0YXRlLnYxLlBpcGVsaW5lUmVxdWVzdBofLmJ1cnIuc3RhdGUudjEuUGlwZWxpbmVSZXNwb25zZSgBMAESUAoJTGlzdFN0ZXBzEh8uYnVyci5zdGF0ZS52MS5MaXN0U3RlcHNSZXF1ZXN0GiAuYnVyci5zdGF0ZS52MS5MaXN0U3RlcHNSZXNwb25zZTABEk4KCURlbGV0ZUFwcBIfLmJ1cnIuc3RhdGUudjEuRGVsZXRlQXBwUmVxdWVzdBogLmJ1cnIuc3RhdGUudjEuRGVsZXRlQXBwUmVzcG9uc2USYAoPRGVsZXRlUGFydGl0aW9uEiUuYnVyci5zdGF0ZS52MS5EZWxldGVQYXJ0aXRpb25SZXF1ZXN0GiYuYnVyci5zdGF0ZS52MS5EZWxldGVQYXJ0aXRpb25SZXNwb25zZRJCCgVQcnVuZRIbLmJ1cnIuc3RhdGUudjEuUHJ1bmVSZXF1ZXN0GhwuYnVyci5zdGF0ZS52MS5QcnVuZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * A stored state snapshot.
@@ -458,6 +458,239 @@ export const CallErrorSchema: GenMessage<CallError> = /*@__PURE__*/
   messageDesc(file_burr_state_v1_state_persister, 13);
 
 /**
+ * Which app's history to list.
+ *
+ * @generated from message burr.state.v1.ListStepsRequest
+ */
+export type ListStepsRequest = Message<"burr.state.v1.ListStepsRequest"> & {
+  /**
+   * The partition; absent and "" are the same (default) partition.
+   *
+   * @generated from field: optional string partition_key = 1;
+   */
+  partitionKey?: string | undefined;
+
+  /**
+   * The application: required.
+   *
+   * @generated from field: string app_id = 2;
+   */
+  appId: string;
+
+  /**
+   * Only steps with a sequence_id below this one (to page back through a history, or to find
+   * the step before a given one). Absent: from the newest step.
+   *
+   * @generated from field: optional int64 before_sequence_id = 3;
+   */
+  beforeSequenceId?: bigint | undefined;
+
+  /**
+   * At most this many steps. Absent or 0: all of them.
+   *
+   * @generated from field: uint32 limit = 4;
+   */
+  limit: number;
+
+  /**
+   * Send each step's state bytes too. False: the state field of every step is left empty.
+   *
+   * @generated from field: bool include_state = 5;
+   */
+  includeState: boolean;
+};
+
+/**
+ * Describes the message burr.state.v1.ListStepsRequest.
+ * Use `create(ListStepsRequestSchema)` to create a new message.
+ */
+export const ListStepsRequestSchema: GenMessage<ListStepsRequest> = /*@__PURE__*/
+  messageDesc(file_burr_state_v1_state_persister, 14);
+
+/**
+ * One chunk of an app's steps.
+ *
+ * @generated from message burr.state.v1.ListStepsResponse
+ */
+export type ListStepsResponse = Message<"burr.state.v1.ListStepsResponse"> & {
+  /**
+   * Steps in this chunk, continuing the order of the previous chunks (newest first).
+   *
+   * @generated from field: repeated burr.state.v1.PersistedState steps = 1;
+   */
+  steps: PersistedState[];
+};
+
+/**
+ * Describes the message burr.state.v1.ListStepsResponse.
+ * Use `create(ListStepsResponseSchema)` to create a new message.
+ */
+export const ListStepsResponseSchema: GenMessage<ListStepsResponse> = /*@__PURE__*/
+  messageDesc(file_burr_state_v1_state_persister, 15);
+
+/**
+ * The app to delete.
+ *
+ * @generated from message burr.state.v1.DeleteAppRequest
+ */
+export type DeleteAppRequest = Message<"burr.state.v1.DeleteAppRequest"> & {
+  /**
+   * The partition; absent and "" are the same (default) partition.
+   *
+   * @generated from field: optional string partition_key = 1;
+   */
+  partitionKey?: string | undefined;
+
+  /**
+   * The application: required.
+   *
+   * @generated from field: string app_id = 2;
+   */
+  appId: string;
+};
+
+/**
+ * Describes the message burr.state.v1.DeleteAppRequest.
+ * Use `create(DeleteAppRequestSchema)` to create a new message.
+ */
+export const DeleteAppRequestSchema: GenMessage<DeleteAppRequest> = /*@__PURE__*/
+  messageDesc(file_burr_state_v1_state_persister, 16);
+
+/**
+ * The answer of DeleteApp.
+ *
+ * @generated from message burr.state.v1.DeleteAppResponse
+ */
+export type DeleteAppResponse = Message<"burr.state.v1.DeleteAppResponse"> & {
+  /**
+   * How many steps were deleted (0 for an unknown app: not an error).
+   *
+   * @generated from field: int64 steps_deleted = 1;
+   */
+  stepsDeleted: bigint;
+};
+
+/**
+ * Describes the message burr.state.v1.DeleteAppResponse.
+ * Use `create(DeleteAppResponseSchema)` to create a new message.
+ */
+export const DeleteAppResponseSchema: GenMessage<DeleteAppResponse> = /*@__PURE__*/
+  messageDesc(file_burr_state_v1_state_persister, 17);
+
+/**
+ * The partition to delete.
+ *
+ * @generated from message burr.state.v1.DeletePartitionRequest
+ */
+export type DeletePartitionRequest = Message<"burr.state.v1.DeletePartitionRequest"> & {
+  /**
+   * The partition; absent and "" are the same (default) partition.
+   *
+   * @generated from field: optional string partition_key = 1;
+   */
+  partitionKey?: string | undefined;
+};
+
+/**
+ * Describes the message burr.state.v1.DeletePartitionRequest.
+ * Use `create(DeletePartitionRequestSchema)` to create a new message.
+ */
+export const DeletePartitionRequestSchema: GenMessage<DeletePartitionRequest> = /*@__PURE__*/
+  messageDesc(file_burr_state_v1_state_persister, 18);
+
+/**
+ * The answer of DeletePartition.
+ *
+ * @generated from message burr.state.v1.DeletePartitionResponse
+ */
+export type DeletePartitionResponse = Message<"burr.state.v1.DeletePartitionResponse"> & {
+  /**
+   * How many steps were deleted.
+   *
+   * @generated from field: int64 steps_deleted = 1;
+   */
+  stepsDeleted: bigint;
+
+  /**
+   * How many apps were deleted.
+   *
+   * @generated from field: int64 apps_deleted = 2;
+   */
+  appsDeleted: bigint;
+};
+
+/**
+ * Describes the message burr.state.v1.DeletePartitionResponse.
+ * Use `create(DeletePartitionResponseSchema)` to create a new message.
+ */
+export const DeletePartitionResponseSchema: GenMessage<DeletePartitionResponse> = /*@__PURE__*/
+  messageDesc(file_burr_state_v1_state_persister, 19);
+
+/**
+ * Which steps to prune. At least one of keep_last and older_than is required.
+ *
+ * @generated from message burr.state.v1.PruneRequest
+ */
+export type PruneRequest = Message<"burr.state.v1.PruneRequest"> & {
+  /**
+   * The partition to prune. Absent: every partition (unlike the other calls, where absent means
+   * the default partition: send "" for that).
+   *
+   * @generated from field: optional string partition_key = 1;
+   */
+  partitionKey?: string | undefined;
+
+  /**
+   * Only this app (needs partition_key). Absent: every app of the partition(s).
+   *
+   * @generated from field: optional string app_id = 2;
+   */
+  appId?: string | undefined;
+
+  /**
+   * Keep the newest keep_last steps of each app (at least 1). Absent or 0: no count rule.
+   *
+   * @generated from field: uint32 keep_last = 3;
+   */
+  keepLast: number;
+
+  /**
+   * Delete only steps created before this time. Absent: no age rule.
+   *
+   * @generated from field: google.protobuf.Timestamp older_than = 4;
+   */
+  olderThan?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message burr.state.v1.PruneRequest.
+ * Use `create(PruneRequestSchema)` to create a new message.
+ */
+export const PruneRequestSchema: GenMessage<PruneRequest> = /*@__PURE__*/
+  messageDesc(file_burr_state_v1_state_persister, 20);
+
+/**
+ * The answer of Prune.
+ *
+ * @generated from message burr.state.v1.PruneResponse
+ */
+export type PruneResponse = Message<"burr.state.v1.PruneResponse"> & {
+  /**
+   * How many steps were deleted.
+   *
+   * @generated from field: int64 steps_deleted = 1;
+   */
+  stepsDeleted: bigint;
+};
+
+/**
+ * Describes the message burr.state.v1.PruneResponse.
+ * Use `create(PruneResponseSchema)` to create a new message.
+ */
+export const PruneResponseSchema: GenMessage<PruneResponse> = /*@__PURE__*/
+  messageDesc(file_burr_state_v1_state_persister, 21);
+
+/**
  * The outcome of the step whose state is saved: the two values Burr writes. Any other status
  * string travels in the status_text fields (Burr's own persisters store whatever string they are
  * given, and so does this service).
@@ -584,6 +817,53 @@ export const StatePersister: GenService<{
     methodKind: "bidi_streaming";
     input: typeof PipelineRequestSchema;
     output: typeof PipelineResponseSchema;
+  },
+  /**
+   * Streams an app's stored steps, newest first: sequence_id descending, and for steps that
+   * share a sequence_id the one written last first. Read from the store page by page through an
+   * index (never the whole history in memory), in chunks. An unknown app gives an empty stream.
+   *
+   * @generated from rpc burr.state.v1.StatePersister.ListSteps
+   */
+  listSteps: {
+    methodKind: "server_streaming";
+    input: typeof ListStepsRequestSchema;
+    output: typeof ListStepsResponseSchema;
+  },
+  /**
+   * Deletes every step of one app, in bounded batches. Afterwards the app is gone from Load,
+   * ListAppIds and ListSteps, and its keys can be saved again. A Save racing it either lands
+   * after it (and stays) or is deleted with it. Needs a token with the delete right.
+   *
+   * @generated from rpc burr.state.v1.StatePersister.DeleteApp
+   */
+  deleteApp: {
+    methodKind: "unary";
+    input: typeof DeleteAppRequestSchema;
+    output: typeof DeleteAppResponseSchema;
+  },
+  /**
+   * Deletes every app of one partition (and no other), in bounded batches. Needs the delete right.
+   *
+   * @generated from rpc burr.state.v1.StatePersister.DeletePartition
+   */
+  deletePartition: {
+    methodKind: "unary";
+    input: typeof DeletePartitionRequestSchema;
+    output: typeof DeletePartitionResponseSchema;
+  },
+  /**
+   * Deletes old steps and keeps the rest: a step is deleted when it meets every condition given
+   * (beyond the newest keep_last steps of its app; created before older_than). An app's highest
+   * step is never deleted, so Load of the latest and resume keep working; only DeleteApp and
+   * DeletePartition remove an app. Needs the delete right.
+   *
+   * @generated from rpc burr.state.v1.StatePersister.Prune
+   */
+  prune: {
+    methodKind: "unary";
+    input: typeof PruneRequestSchema;
+    output: typeof PruneResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_burr_state_v1_state_persister, 0);
