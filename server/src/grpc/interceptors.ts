@@ -4,8 +4,8 @@
  * each call's metadata, decoded request and final status.
  */
 import * as grpc from "@grpc/grpc-js";
-import type { PersisterError } from "@burr-state/client/protocol";
-import type { TokenAuthority } from "../auth";
+import { Code, PersisterError } from "@burr-state/client/protocol";
+import type { Grant, TokenAuthority } from "../auth";
 import type { Metrics } from "../metrics";
 import { refuseCall } from "./status";
 
@@ -30,44 +30,86 @@ const refuse = (call: grpc.ServerInterceptingCallInterface, error: PersisterErro
 /**
  * Tokens: every call but health needs a valid one (reflection included: it shows the schema
  * to token holders only). StatePersister calls also need the right and the partition scope.
- * `authority()` is read per call so a reload (SIGHUP) applies to the next call.
+ * `authority()` is read at the start of a call and again for every message the call receives
+ * and every page a listing sends, so a reload (SIGHUP) applies to open streams too: a revoked
+ * token's Pipeline ends UNAUTHENTICATED at its next call, its ListAppIds stream at its next
+ * page, and a narrowed scope refuses the partitions it lost from then on. The token is
+ * authenticated again only when the tokens were replaced (one SHA-256 and constant-time compares).
  */
 export function authInterceptor(authority: () => TokenAuthority | null): grpc.ServerInterceptor {
   return (method, call) => {
-    const tokens = authority();
-    if (!tokens || isHealth(method.path)) return new grpc.ServerInterceptingCall(call);
+    if (!authority() || isHealth(method.path)) return new grpc.ServerInterceptingCall(call);
     const need = needs[method.path];
-    let grant: ReturnType<TokenAuthority["authenticate"]>;
+    let header: string | undefined;
+    /** The grant of `header` under the tokens it was last checked against. */
+    let checked: { tokens: TokenAuthority; grant: Grant | PersisterError } | null = null;
+    const grantNow = (): Grant | PersisterError | null => {
+      const tokens = authority();
+      if (!tokens) return null;
+      if (checked?.tokens !== tokens) {
+        const grant = tokens.authenticate(header);
+        const revoked = checked !== null && !("code" in checked.grant) && "code" in grant;
+        checked = { tokens, grant: revoked ? new PersisterError(Code.UNAUTHENTICATED, "the bearer token is no longer valid: it was revoked") : grant };
+      }
+      return checked.grant;
+    };
+    const authorize = (grant: Grant | null, action: "read" | "write", partitionKey?: string) => (grant ? checked!.tokens.authorize(grant, action, partitionKey) : null);
+    /** The partition a ListAppIds stream lists, checked again before each page. */
+    let listed: string | undefined;
+    let ended = false;
+    const end = (error: PersisterError) => {
+      ended = true;
+      refuse(call, error);
+    };
     return new grpc.ServerInterceptingCall(call, {
       start: (next) =>
         next({
           onReceiveMetadata: (metadata, forward) => {
-            const header = metadata.get("authorization")[0];
-            grant = tokens.authenticate(typeof header === "string" ? header : undefined);
-            if ("code" in grant) return refuse(call, grant);
+            const value = metadata.get("authorization")[0];
+            header = typeof value === "string" ? value : undefined;
+            const grant = grantNow();
+            if (grant && "code" in grant) return end(grant);
             // Reflection and unknown paths need only a valid token; unknown paths then get UNIMPLEMENTED.
             if (need && !need.partitioned) {
-              const denied = tokens.authorize(grant, need.action);
-              if (denied) return refuse(call, denied);
+              const denied = authorize(grant, need.action);
+              if (denied) return end(denied);
             }
             forward(metadata);
           },
           onReceiveMessage: (message: { partitionKey?: unknown } & PipelinedCall, forward) => {
+            if (ended) return;
+            const grant = grantNow();
+            if (grant && "code" in grant) return end(grant);
             const pipelined = method.path === pipelinePath ? message?.call : undefined;
-            if ((pipelined?.case === "save" || pipelined?.case === "load") && !("code" in grant)) {
+            if (pipelined?.case === "save" || pipelined?.case === "load") {
               const partitionKey = typeof pipelined.value?.partitionKey === "string" ? pipelined.value.partitionKey : "";
-              const denied = tokens.authorize(grant, pipelined.case === "save" ? "write" : "read", partitionKey);
+              const denied = authorize(grant, pipelined.case === "save" ? "write" : "read", partitionKey);
               if (denied) refuseCall(message, denied);
               return forward(message);
             }
-            if (need?.partitioned && !("code" in grant) && typeof message?.partitionKey !== "object") {
+            if (need?.partitioned && typeof message?.partitionKey !== "object") {
               const partitionKey = typeof message.partitionKey === "string" ? message.partitionKey : "";
-              const denied = tokens.authorize(grant, need.action, partitionKey);
-              if (denied) return refuse(call, denied);
+              if (method.responseStream) listed = partitionKey;
+              const denied = authorize(grant, need.action, partitionKey);
+              if (denied) return end(denied);
+            } else if (need) {
+              const denied = authorize(grant, need.action);
+              if (denied) return end(denied);
             }
             forward(message);
           },
         }),
+      // Pipeline answers belong to calls checked when they were received; a listing's pages are checked as they go.
+      sendMessage: (message, next) => {
+        if (ended) return;
+        if (method.responseStream && method.path !== pipelinePath) {
+          const grant = grantNow();
+          if (grant && "code" in grant) return end(grant);
+          const denied = need?.partitioned && listed !== undefined ? authorize(grant, need.action, listed) : null;
+          if (denied) return end(denied);
+        }
+        next(message);
+      },
     });
   };
 }
