@@ -43,6 +43,38 @@ export interface SaveResult {
   createdAt: Date;
 }
 
+/** Which steps of an app to list (ListSteps). */
+export interface ListStepsQuery {
+  partitionKey?: string | null;
+  appId: string;
+  /** Only steps with a lower sequence id. */
+  beforeSequenceId?: number | null;
+  /** At most this many steps (absent or 0: all). */
+  limit?: number | null;
+  /** Include each step's state (default false: `state` is absent). */
+  includeState?: boolean;
+}
+
+/** One step of an app's history; `state` only when the listing asked for it. */
+export type StepInfo<S> = Omit<PersistedState<S>, "state"> & { state?: S };
+
+/** Which steps to prune: those meeting every rule given (at least one). */
+export interface PruneQuery {
+  /** The partition; undefined: every partition (null or "": the default partition). */
+  partitionKey?: string | null;
+  /** Only this app (needs a partition). */
+  appId?: string | null;
+  /** Keep the newest N steps of each app (N >= 1). */
+  keepLast?: number | null;
+  /** Delete only steps created before this time. */
+  olderThan?: Date | null;
+}
+
+export interface DeletePartitionResult {
+  stepsDeleted: number;
+  appsDeleted: number;
+}
+
 /** Promise-based persister (Burr's AsyncBaseStatePersister). */
 export interface AsyncStatePersister<S> {
   /** Creates what the store needs. Idempotent. */
@@ -59,6 +91,18 @@ export interface AsyncStatePersister<S> {
   close(): Promise<void>;
 }
 
+/** History and deletion (work in progress: joins AsyncStatePersister once every persister has it). */
+export interface AsyncHistory<S> {
+  /** An app's steps, newest first (sequence id descending, then write order), read in pages. */
+  listSteps(query: ListStepsQuery): AsyncIterable<StepInfo<S>>;
+  /** Deletes every step of the app; resolves with how many. */
+  deleteApp(partitionKey: string | null | undefined, appId: string): Promise<number>;
+  /** Deletes every app of the partition. */
+  deletePartition(partitionKey: string | null | undefined): Promise<DeletePartitionResult>;
+  /** Deletes old steps, never an app's highest; resolves with how many. */
+  prune(query: PruneQuery): Promise<number>;
+}
+
 /** Blocking persister (Burr's BaseStatePersister), for code that cannot await. */
 export interface SyncStatePersister<S> {
   initialize(): void;
@@ -67,4 +111,12 @@ export interface SyncStatePersister<S> {
   load(query: LoadQuery): PersistedState<S> | null;
   listAppIds(partitionKey?: string | null): string[];
   close(): void;
+}
+
+/** History and deletion, blocking (work in progress, as AsyncHistory). */
+export interface SyncHistory<S> {
+  listSteps(query: ListStepsQuery): Iterable<StepInfo<S>>;
+  deleteApp(partitionKey: string | null | undefined, appId: string): number;
+  deletePartition(partitionKey: string | null | undefined): DeletePartitionResult;
+  prune(query: PruneQuery): number;
 }

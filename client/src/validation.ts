@@ -3,7 +3,7 @@
  * ever receives normalized, checked values.
  */
 import { Code, PersisterError } from "./errors";
-import type { LoadQuery, SaveInput, Status } from "./persister";
+import type { ListStepsQuery, LoadQuery, PruneQuery, SaveInput, Status } from "./persister";
 
 export interface Limits {
   /** Longest partition_key, app_id, position or status, in UTF-8 bytes. */
@@ -103,4 +103,64 @@ export function checkLoad(query: LoadQuery, limits: Limits = defaultLimits): Loa
 
 export function checkPartition(partitionKey: unknown, limits: Limits = defaultLimits): string {
   return checkKey("partition_key", partitionKey, limits, false);
+}
+
+/** A ListSteps as stores receive it. */
+export interface StepsKey {
+  partitionKey: string;
+  appId: string;
+  /** Only steps below this sequence id; null: from the newest. */
+  beforeSequenceId: number | null;
+  /** At most this many steps; null: all. */
+  limit: number | null;
+  includeState: boolean;
+}
+
+/** A Prune as stores receive it: at least one rule, never an app's highest step. */
+export interface PruneRule {
+  /** null: every partition. */
+  partitionKey: string | null;
+  /** null: every app in scope. */
+  appId: string | null;
+  /** Keep the newest N of each app (N >= 1); null: no count rule. */
+  keepLast: number | null;
+  /** Delete only steps created before this; null: no age rule. */
+  olderThan: Date | null;
+}
+
+/** The steps a ListSteps or Prune may name: counts are whole numbers from 0 (or 1) to 2^31 - 1. */
+function checkCount(field: string, value: unknown, min: number): number | null {
+  if (value === undefined || value === null || value === 0) return null;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > 2 ** 31 - 1) {
+    throw invalid(`${field} must be a whole number from ${min} to ${2 ** 31 - 1}, got ${String(value)}`);
+  }
+  return value;
+}
+
+export function checkListSteps(query: ListStepsQuery, limits: Limits = defaultLimits): StepsKey {
+  if (query === null || typeof query !== "object") throw invalid("listSteps needs a query object");
+  const before = query.beforeSequenceId;
+  return {
+    partitionKey: checkKey("partition_key", query.partitionKey, limits, false),
+    appId: checkKey("app_id", query.appId, limits, true),
+    beforeSequenceId: before === undefined || before === null ? null : checkSequenceId(before),
+    limit: checkCount("limit", query.limit, 1),
+    includeState: query.includeState === true,
+  };
+}
+
+export function checkDeleteApp(partitionKey: unknown, appId: unknown, limits: Limits = defaultLimits): { partitionKey: string; appId: string } {
+  return { partitionKey: checkKey("partition_key", partitionKey, limits, false), appId: checkKey("app_id", appId, limits, true) };
+}
+
+export function checkPrune(query: PruneQuery, limits: Limits = defaultLimits): PruneRule {
+  if (query === null || typeof query !== "object") throw invalid("prune needs a query object");
+  const partitionKey = query.partitionKey === undefined ? null : checkKey("partition_key", query.partitionKey, limits, false);
+  const appId = query.appId === undefined || query.appId === null || query.appId === "" ? null : checkKey("app_id", query.appId, limits, true);
+  if (appId !== null && partitionKey === null) throw invalid("prune of one app_id needs its partition_key (\"\" for the default partition)");
+  const keepLast = checkCount("keep_last", query.keepLast, 1);
+  const olderThan = query.olderThan ?? null;
+  if (olderThan !== null && !(olderThan instanceof Date && Number.isFinite(olderThan.getTime()))) throw invalid("older_than must be a valid time");
+  if (keepLast === null && olderThan === null) throw invalid("prune needs keep_last or older_than (or both): without a rule it would delete nothing");
+  return { partitionKey, appId, keepLast, olderThan };
 }

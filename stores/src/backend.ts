@@ -5,7 +5,7 @@
  * else for real bugs.
  */
 import type { Status } from "@burr-state/client/protocol";
-import type { LoadKey, SaveRow } from "@burr-state/client/protocol";
+import type { LoadKey, PruneRule, SaveRow, StepsKey } from "@burr-state/client/protocol";
 
 export interface StoredRow {
   partitionKey: string;
@@ -30,7 +30,46 @@ export interface Backend {
    * pageSize read from the database one at a time (never the whole list in memory).
    */
   appIdPages(partitionKey: string, pageSize: number): AsyncIterable<string[]>;
+  /**
+   * Resolves when the store can serve now; throws UNAVAILABLE saying why otherwise. Cheap (one
+   * round trip, or a few file checks): the server runs it at start and every few seconds for its
+   * health status. PostgreSQL: SELECT 1; Redis: PING; MongoDB: the ping command; SQLite: the
+   * database files are still the ones opened, and writable.
+   */
+  probe(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * History and deletion (issue 13). Deletes run in batches of at most `batchSize` rows, each its
+ * own transaction (or script), so other calls are never stalled behind one huge statement, and
+ * a save racing a delete of its app either lands after it (and stays, with its app listed) or is
+ * deleted with it: never a listed app without steps, never a step of an unlisted app.
+ */
+export interface HistoryBackend {
+  /**
+   * The app's steps newest first (sequence_id descending, then write order descending), in
+   * pages of at most pageSize read one at a time through an index; `state` is empty unless
+   * key.includeState. Stops after key.limit rows when it is set.
+   */
+  stepPages(key: StepsKey, pageSize: number): AsyncIterable<StoredRow[]>;
+  /** Deletes every step of the app; the number deleted (0 for an unknown app). */
+  deleteApp(partitionKey: string, appId: string, batchSize: number): Promise<number>;
+  /** Deletes every app of the partition. */
+  deletePartition(partitionKey: string, batchSize: number): Promise<{ stepsDeleted: number; appsDeleted: number }>;
+  /** Deletes the steps that meet every rule, never an app's highest step; the number deleted. */
+  prune(rule: PruneRule, batchSize: number): Promise<number>;
+}
+
+/** Where a page of steps ended: opaque to everyone but the backend. */
+export type StepCursor = unknown;
+
+/** History and deletion, blocking (embedded SQLite). */
+export interface SyncHistoryBackend {
+  stepPage(key: StepsKey, pageSize: number, after: StepCursor | null): { rows: StoredRow[]; next: StepCursor | null };
+  deleteApp(partitionKey: string, appId: string, batchSize: number): number;
+  deletePartition(partitionKey: string, batchSize: number): { stepsDeleted: number; appsDeleted: number };
+  prune(rule: PruneRule, batchSize: number): number;
 }
 
 /** A backend whose database calls block (embedded SQLite): usable from synchronous code. */

@@ -66,7 +66,7 @@ function throughServer(store: StoreUnderTest, connect: Connect): Subject {
 }
 
 export const viaAsyncClient = (store: StoreUnderTest) =>
-  throughServer(store, (address) => new GrpcStatePersister({ address, codec: rawCodec, deadlineMs: store.clientDeadlineMs }));
+  throughServer(store, (address) => new GrpcStatePersister({ address, codec: rawCodec, deadlineMs: store.clientDeadlineMs }) as unknown as Persister);
 
 export const viaSyncClient = (store: StoreUnderTest) =>
-  throughServer(store, (address) => syncAsAsync(new SyncGrpcStatePersister({ address, codec: rawCodec, deadlineMs: store.clientDeadlineMs })));
+  throughServer(store, (address) => syncAsAsync(new SyncGrpcStatePersister({ address, codec: rawCodec, deadlineMs: store.clientDeadlineMs }) as never));

@@ -1,7 +1,7 @@
 /** Lets the async conformance suite drive a synchronous persister, unchanged. */
-import type { AsyncStatePersister, SyncStatePersister } from "../../client/src/persister";
+import type { AsyncHistory, AsyncStatePersister, SyncHistory, SyncStatePersister } from "../../client/src/persister";
 
-export function syncAsAsync<S>(sync: SyncStatePersister<S>): AsyncStatePersister<S> {
+export function syncAsAsync<S>(sync: SyncStatePersister<S> & SyncHistory<S>): AsyncStatePersister<S> & AsyncHistory<S> {
   const later = <T>(work: () => T) => new Promise<T>((resolve, reject) => setImmediate(() => {
     try {
       resolve(work());
@@ -18,6 +18,14 @@ export function syncAsAsync<S>(sync: SyncStatePersister<S>): AsyncStatePersister
     async *streamAppIds(partitionKey) {
       yield* await later(() => sync.listAppIds(partitionKey));
     },
+    async *listSteps(query) {
+      // Step by step through the synchronous iterator, as a caller would.
+      const steps = await later(() => sync.listSteps(query)[Symbol.iterator]());
+      for (let next = await later(() => steps.next()); !next.done; next = await later(() => steps.next())) yield next.value;
+    },
+    deleteApp: (partitionKey, appId) => later(() => sync.deleteApp(partitionKey, appId)),
+    deletePartition: (partitionKey) => later(() => sync.deletePartition(partitionKey)),
+    prune: (query) => later(() => sync.prune(query)),
     close: () => later(() => sync.close()),
   };
 }
