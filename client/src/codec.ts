@@ -4,7 +4,7 @@
  * round-trip: big integers, NaN, 1.0 versus 1).
  */
 import { Code, PersisterError } from "./errors";
-import type { AsyncStatePersister, LoadQuery, PersistedState, SaveInput, SyncStatePersister } from "./persister";
+import type { AsyncStatePersister, LoadQuery, PersistedState, SaveInput, StepInfo, SyncStatePersister } from "./persister";
 
 export interface StateCodec<S> {
   encode(state: S): Uint8Array;
@@ -44,8 +44,14 @@ const encoded = <S>(codec: StateCodec<S>, input: SaveInput<S>): SaveInput<Uint8A
   state: codec.encode(input.state),
 });
 
+const decodedStep = <S>(codec: StateCodec<S>, step: StepInfo<Uint8Array>): StepInfo<S> =>
+  step.state === undefined ? (step as StepInfo<never>) : { ...step, state: codec.decode(step.state) };
+
 /** A byte persister seen through a codec. */
-export function withCodec<S>(inner: AsyncStatePersister<Uint8Array>, codec: StateCodec<S>): AsyncStatePersister<S> {
+export function withCodec<S>(
+  inner: AsyncStatePersister<Uint8Array>,
+  codec: StateCodec<S>,
+): AsyncStatePersister<S> {
   if ((codec as StateCodec<unknown>) === rawCodec) return inner as unknown as AsyncStatePersister<S>;
   return {
     initialize: () => inner.initialize(),
@@ -54,11 +60,20 @@ export function withCodec<S>(inner: AsyncStatePersister<Uint8Array>, codec: Stat
     load: async (query: LoadQuery) => decoded(codec, await inner.load(query)),
     listAppIds: (partitionKey) => inner.listAppIds(partitionKey),
     streamAppIds: (partitionKey) => inner.streamAppIds(partitionKey),
+    async *listSteps(query) {
+      for await (const step of inner.listSteps(query)) yield decodedStep(codec, step);
+    },
+    deleteApp: (partitionKey, appId) => inner.deleteApp(partitionKey, appId),
+    deletePartition: (partitionKey) => inner.deletePartition(partitionKey),
+    prune: (query) => inner.prune(query),
     close: () => inner.close(),
   };
 }
 
-export function withCodecSync<S>(inner: SyncStatePersister<Uint8Array>, codec: StateCodec<S>): SyncStatePersister<S> {
+export function withCodecSync<S>(
+  inner: SyncStatePersister<Uint8Array>,
+  codec: StateCodec<S>,
+): SyncStatePersister<S> {
   if ((codec as StateCodec<unknown>) === rawCodec) return inner as unknown as SyncStatePersister<S>;
   return {
     initialize: () => inner.initialize(),
@@ -66,6 +81,12 @@ export function withCodecSync<S>(inner: SyncStatePersister<Uint8Array>, codec: S
     save: (input) => inner.save(encoded(codec, input)),
     load: (query) => decoded(codec, inner.load(query)),
     listAppIds: (partitionKey) => inner.listAppIds(partitionKey),
+    *listSteps(query) {
+      for (const step of inner.listSteps(query)) yield decodedStep(codec, step);
+    },
+    deleteApp: (partitionKey, appId) => inner.deleteApp(partitionKey, appId),
+    deletePartition: (partitionKey) => inner.deletePartition(partitionKey),
+    prune: (query) => inner.prune(query),
     close: () => inner.close(),
   };
 }

@@ -102,6 +102,15 @@ function fakeAsync(stored: PersistedState<Uint8Array> | null) {
         yield "x";
       })();
     },
+    listSteps: (query) => {
+      calls.push(`steps ${query.appId}`);
+      return (async function* () {
+        if (stored) yield query.includeState ? stored : { ...stored, state: undefined };
+      })();
+    },
+    deleteApp: async (partitionKey, appId) => (calls.push(`delete ${partitionKey}/${appId}`), 3),
+    deletePartition: async (partitionKey) => (calls.push(`delete ${partitionKey}`), { stepsDeleted: 4, appsDeleted: 2 }),
+    prune: async (query) => (calls.push(`prune ${query.keepLast}`), 1),
     close: async () => void calls.push("close"),
   };
   return { inner, saves, loads, calls };
@@ -117,6 +126,13 @@ function fakeSync(stored: PersistedState<Uint8Array> | null) {
     save: (saved) => (saves.push(saved), { createdAt: new Date(6) }),
     load: (query) => (loads.push(query), stored),
     listAppIds: (partitionKey) => (calls.push(`list ${partitionKey}`), ["z"]),
+    *listSteps(query) {
+      calls.push(`steps ${query.appId}`);
+      if (stored) yield query.includeState ? stored : { ...stored, state: undefined };
+    },
+    deleteApp: (partitionKey, appId) => (calls.push(`delete ${partitionKey}/${appId}`), 3),
+    deletePartition: (partitionKey) => (calls.push(`delete ${partitionKey}`), { stepsDeleted: 4, appsDeleted: 2 }),
+    prune: (query) => (calls.push(`prune ${query.keepLast}`), 1),
     close: () => void calls.push("close"),
   };
   return { inner, saves, loads, calls };
@@ -209,5 +225,30 @@ describe("withCodecSync", () => {
     expect(persister.listAppIds(undefined)).toEqual(["z"]);
     persister.close();
     expect(calls).toEqual(["initialize", "isInitialized", "list undefined", "close"]);
+  });
+});
+
+describe("withCodec: history calls", () => {
+  const row: PersistedState<Uint8Array> = { partitionKey: "p", appId: "a", sequenceId: 1, position: "s", state: new Uint8Array(Buffer.from('{"n":1}')), status: "completed", createdAt: new Date(1) };
+
+  test("listSteps decodes a state only when it was asked for; deletes and prune pass through", async () => {
+    const { inner, calls } = fakeAsync(row);
+    const json = withCodec(inner, jsonCodec);
+    const steps = [];
+    for await (const step of json.listSteps({ appId: "a", includeState: true })) steps.push(step);
+    for await (const step of json.listSteps({ appId: "a" })) steps.push(step);
+    expect(steps.map((step) => step.state)).toEqual([{ n: 1 }, undefined]);
+    expect(await json.deleteApp("p", "a")).toBe(3);
+    expect(await json.deletePartition("p")).toEqual({ stepsDeleted: 4, appsDeleted: 2 });
+    expect(await json.prune({ keepLast: 2 })).toBe(1);
+    expect(calls).toEqual(["steps a", "steps a", "delete p/a", "delete p", "prune 2"]);
+  });
+
+  test("the sync wrapper does the same", () => {
+    const { inner } = fakeSync(row);
+    const json = withCodecSync(inner, jsonCodec);
+    expect([...json.listSteps({ appId: "a", includeState: true })].map((step) => step.state)).toEqual([{ n: 1 }]);
+    expect([...json.listSteps({ appId: "a" })].map((step) => step.state)).toEqual([undefined]);
+    expect(json.deleteApp("p", "a")).toBe(3);
   });
 });

@@ -5,15 +5,32 @@
 import * as grpc from "@grpc/grpc-js";
 import { withCodec } from "./codec";
 import { serviceDefinition } from "./grpc-definition";
-import type { AsyncStatePersister, LoadQuery, PersistedState, SaveInput, SaveResult } from "./persister";
+import type { AsyncStatePersister, DeletePartitionResult, ListStepsQuery, LoadQuery, PersistedState, PruneQuery, SaveInput, SaveResult, StepInfo } from "./persister";
 import {
   StatePersister,
+  type DeleteAppResponse,
+  type DeletePartitionResponse,
   type IsInitializedResponse,
   type ListAppIdsResponse,
+  type ListStepsResponse,
+  type PruneResponse,
   type LoadResponse,
   type SaveResponse,
 } from "./gen/burr/state/v1/state_persister_pb";
-import { listRequest, loadRequest, persistedState, persisterError, saveRequest, savedAt } from "./wire";
+import {
+  deleteAppRequest,
+  deletePartitionRequest,
+  fromDeletePartitionResponse,
+  fromWireStep,
+  listRequest,
+  listStepsRequest,
+  loadRequest,
+  persistedState,
+  persisterError,
+  pruneRequest,
+  saveRequest,
+  savedAt,
+} from "./wire";
 import { backoffMs, callMetadata, channelCredentials, isRetryable, resolveOptions, type ClientOptions, type ResolvedOptions } from "./options";
 import { CallPipeline, type PipelinedCall, type PipelineStream } from "./pipeline";
 
@@ -21,7 +38,7 @@ const StatePersisterClient = grpc.makeGenericClientConstructor(serviceDefinition
 
 type Unary = (request: object, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response: never) => void) => void;
 
-type ListCall = (request: object, metadata: grpc.Metadata, options: grpc.CallOptions) => grpc.ClientReadableStream<ListAppIdsResponse>;
+type ServerStreamCall<T> = (request: object, metadata: grpc.Metadata, options: grpc.CallOptions) => grpc.ClientReadableStream<T>;
 
 /** States this large go as unary calls, so they never hold up the small calls queued behind them on the pipeline. */
 const unaryFromBytes = 1024 * 1024;
@@ -51,9 +68,9 @@ export class RawGrpcPersister implements AsyncStatePersister<Uint8Array> {
     return this.call<T>(method, request);
   }
 
-  private call<T>(method: string, request: object): Promise<T> {
+  private call<T>(method: string, request: object, deadlineMs = this.options.deadlineMs): Promise<T> {
     return new Promise((resolve, reject) => {
-      const deadline = Date.now() + this.options.deadlineMs;
+      const deadline = Date.now() + deadlineMs;
       this.client[method]!.call(this.client, request, callMetadata(this.options.token), { deadline }, (error, response) =>
         error ? reject(persisterError(error, this.options.address)) : resolve(response as T),
       );
@@ -98,18 +115,28 @@ export class RawGrpcPersister implements AsyncStatePersister<Uint8Array> {
     return ids;
   }
 
-  /** Retried only until the first chunk arrives: after that a retry could repeat ids. */
   async *streamAppIds(partitionKey?: string | null): AsyncIterable<string> {
-    const request = listRequest(partitionKey);
+    for await (const chunk of this.serverStream<ListAppIdsResponse>("listAppIds", listRequest(partitionKey))) yield* chunk.appIds;
+  }
+
+  async *listSteps(query: ListStepsQuery): AsyncIterable<StepInfo<Uint8Array>> {
+    const request = listStepsRequest(query);
+    for await (const chunk of this.serverStream<ListStepsResponse>("listSteps", request)) {
+      for (const step of chunk.steps) yield fromWireStep(step, request.includeState);
+    }
+  }
+
+  /** A server-streamed call's chunks. Retried only until the first chunk arrives: after that a retry could repeat items. */
+  private async *serverStream<T>(method: "listAppIds" | "listSteps", request: object): AsyncIterable<T> {
     for (let attempt = 1; ; attempt++) {
       let received = false;
-      const stream = (this.client.listAppIds as unknown as ListCall).call(this.client, request, callMetadata(this.options.token), {
+      const stream = (this.client[method] as unknown as ServerStreamCall<T>).call(this.client, request, callMetadata(this.options.token), {
         deadline: Date.now() + this.options.listDeadlineMs,
       });
       try {
-        for await (const chunk of stream as AsyncIterable<ListAppIdsResponse>) {
+        for await (const chunk of stream as AsyncIterable<T>) {
           received = true;
-          yield* chunk.appIds;
+          yield chunk;
         }
         return;
       } catch (error) {
@@ -120,6 +147,22 @@ export class RawGrpcPersister implements AsyncStatePersister<Uint8Array> {
         stream.cancel();
       }
     }
+  }
+
+  /**
+   * Deletes get the listing deadline (they run in batches and may take a while) and are not
+   * retried: an attempt that failed may have deleted some batches; calling again is safe.
+   */
+  async deleteApp(partitionKey: string | null | undefined, appId: string): Promise<number> {
+    return Number((await this.call<DeleteAppResponse>("deleteApp", deleteAppRequest(partitionKey, appId), this.options.listDeadlineMs)).stepsDeleted);
+  }
+
+  async deletePartition(partitionKey: string | null | undefined): Promise<DeletePartitionResult> {
+    return fromDeletePartitionResponse(await this.call<DeletePartitionResponse>("deletePartition", deletePartitionRequest(partitionKey), this.options.listDeadlineMs));
+  }
+
+  async prune(query: PruneQuery): Promise<number> {
+    return Number((await this.call<PruneResponse>("prune", pruneRequest(query), this.options.listDeadlineMs)).stepsDeleted);
   }
 
   async close(): Promise<void> {
@@ -142,5 +185,9 @@ export class GrpcStatePersister<S = import("./codec").JsonValue> implements Asyn
   load = (query: LoadQuery) => this.inner.load(query);
   listAppIds = (partitionKey?: string | null) => this.inner.listAppIds(partitionKey);
   streamAppIds = (partitionKey?: string | null) => this.inner.streamAppIds(partitionKey);
+  listSteps = (query: ListStepsQuery) => this.inner.listSteps(query);
+  deleteApp = (partitionKey: string | null | undefined, appId: string) => this.inner.deleteApp(partitionKey, appId);
+  deletePartition = (partitionKey: string | null | undefined) => this.inner.deletePartition(partitionKey);
+  prune = (query: PruneQuery) => this.inner.prune(query);
   close = () => this.inner.close();
 }

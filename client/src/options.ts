@@ -28,7 +28,7 @@ export interface ClientOptions<S> {
   token?: string;
   /** Deadline of each unary call. Default 10 s. */
   deadlineMs?: number;
-  /** Deadline of a whole ListAppIds stream. Default 60 s. */
+  /** Deadline of a whole ListAppIds or ListSteps stream, and of a DeleteApp, DeletePartition or Prune. Default 60 s. */
   listDeadlineMs?: number;
   /**
    * UNAVAILABLE is retried with exponential backoff for the calls that are safe to repeat

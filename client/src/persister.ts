@@ -88,11 +88,6 @@ export interface AsyncStatePersister<S> {
   listAppIds(partitionKey?: string | null): Promise<string[]>;
   /** The same list as an async iterable, read from the store in pages. */
   streamAppIds(partitionKey?: string | null): AsyncIterable<string>;
-  close(): Promise<void>;
-}
-
-/** History and deletion (work in progress: joins AsyncStatePersister once every persister has it). */
-export interface AsyncHistory<S> {
   /** An app's steps, newest first (sequence id descending, then write order), read in pages. */
   listSteps(query: ListStepsQuery): AsyncIterable<StepInfo<S>>;
   /** Deletes every step of the app; resolves with how many. */
@@ -101,6 +96,7 @@ export interface AsyncHistory<S> {
   deletePartition(partitionKey: string | null | undefined): Promise<DeletePartitionResult>;
   /** Deletes old steps, never an app's highest; resolves with how many. */
   prune(query: PruneQuery): Promise<number>;
+  close(): Promise<void>;
 }
 
 /** Blocking persister (Burr's BaseStatePersister), for code that cannot await. */
@@ -110,13 +106,9 @@ export interface SyncStatePersister<S> {
   save(input: SaveInput<S>): SaveResult;
   load(query: LoadQuery): PersistedState<S> | null;
   listAppIds(partitionKey?: string | null): string[];
-  close(): void;
-}
-
-/** History and deletion, blocking (work in progress, as AsyncHistory). */
-export interface SyncHistory<S> {
   listSteps(query: ListStepsQuery): Iterable<StepInfo<S>>;
   deleteApp(partitionKey: string | null | undefined, appId: string): number;
   deletePartition(partitionKey: string | null | undefined): DeletePartitionResult;
   prune(query: PruneQuery): number;
+  close(): void;
 }

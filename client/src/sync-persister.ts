@@ -9,9 +9,9 @@ import { isUint8Array } from "node:util/types";
 import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from "node:worker_threads";
 import { withCodecSync, type JsonValue } from "./codec";
 import { Code, PersisterError } from "./errors";
-import type { LoadQuery, PersistedState, SaveInput, SaveResult, SyncStatePersister } from "./persister";
+import type { DeletePartitionResult, ListStepsQuery, LoadQuery, PersistedState, PruneQuery, SaveInput, SaveResult, StepInfo, SyncStatePersister } from "./persister";
 import { channelCredentials, resolveOptions, type ClientOptions, type ResolvedOptions } from "./options";
-import { signalExited, signalPending, signalReplied, type Method, type Reply, type Request, type WorkerSetup } from "./sync-protocol";
+import { signalExited, signalPending, signalReplied, type Method, type Reply, type Request, type StepsChunk, type WorkerSetup } from "./sync-protocol";
 import { bundledWorker } from "./sync-worker-source";
 
 
@@ -151,6 +151,37 @@ class RawSyncGrpcPersister implements SyncStatePersister<Uint8Array> {
     return this.call("listAppIds", [partitionKey], this.listBudgetMs);
   }
 
+  /** The worker holds the stream; each step of this generator's pages is one blocking call for up to 256 steps. */
+  *listSteps(query: ListStepsQuery): Iterable<StepInfo<Uint8Array>> {
+    const { partitionKey, appId, beforeSequenceId, limit, includeState } = query;
+    const id = this.call<number>("listStepsOpen", [{ partitionKey, appId, beforeSequenceId, limit, includeState }], this.unaryBudgetMs);
+    let ended = false;
+    try {
+      while (!ended) {
+        const chunk = this.call<StepsChunk>("listStepsNext", [id, 256], this.listBudgetMs);
+        ended = chunk.done;
+        for (const step of chunk.steps as StepInfo<Uint8Array>[]) {
+          yield { ...step, createdAt: ownDate(step.createdAt), state: step.state && new Uint8Array(step.state.buffer, step.state.byteOffset, step.state.byteLength) };
+        }
+      }
+    } finally {
+      if (!ended && !this.closed) this.call("listStepsClose", [id], this.unaryBudgetMs);
+    }
+  }
+
+  deleteApp(partitionKey: string | null | undefined, appId: string): number {
+    return this.call("deleteApp", [partitionKey, appId], this.listBudgetMs);
+  }
+
+  deletePartition(partitionKey: string | null | undefined): DeletePartitionResult {
+    return this.call("deletePartition", [partitionKey], this.listBudgetMs);
+  }
+
+  prune(query: PruneQuery): number {
+    const { partitionKey, appId, keepLast, olderThan } = query;
+    return this.call("prune", [{ partitionKey, appId, keepLast, olderThan }], this.listBudgetMs);
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -172,5 +203,9 @@ export class SyncGrpcStatePersister<S = JsonValue> implements SyncStatePersister
   save = (input: SaveInput<S>) => this.inner.save(input);
   load = (query: LoadQuery) => this.inner.load(query);
   listAppIds = (partitionKey?: string | null) => this.inner.listAppIds(partitionKey);
+  listSteps = (query: ListStepsQuery) => this.inner.listSteps(query);
+  deleteApp = (partitionKey: string | null | undefined, appId: string) => this.inner.deleteApp(partitionKey, appId);
+  deletePartition = (partitionKey: string | null | undefined) => this.inner.deletePartition(partitionKey);
+  prune = (query: PruneQuery) => this.inner.prune(query);
   close = () => this.inner.close();
 }

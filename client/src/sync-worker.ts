@@ -8,7 +8,9 @@ import { workerData } from "node:worker_threads";
 import { RawGrpcPersister } from "./grpc-persister";
 import { persisterError } from "./wire";
 import { resolveOptions, type TlsOptions } from "./options";
-import { signalReplied, type Reply, type Request, type WorkerSetup } from "./sync-protocol";
+import { signalReplied, type Reply, type Request, type StepsChunk, type WorkerSetup } from "./sync-protocol";
+import { Code, PersisterError } from "./errors";
+import type { ListStepsQuery, StepInfo } from "./persister";
 
 const { port, signal, options } = workerData as WorkerSetup;
 
@@ -21,11 +23,43 @@ const tls: TlsOptions | undefined = options.tls && {
 };
 const client = new RawGrpcPersister(resolveOptions({ ...options, tls }));
 
+/** ListSteps streams the calling thread is reading, by id. */
+const listings = new Map<number, AsyncIterator<StepInfo<Uint8Array>>>();
+let lastListing = 0;
+
+/** The calls that are not plain client methods: a listing read a chunk at a time. */
+const listingCalls = {
+  listStepsOpen: (query: ListStepsQuery) => {
+    listings.set(++lastListing, client.listSteps(query)[Symbol.asyncIterator]());
+    return lastListing;
+  },
+  listStepsNext: async (id: number, max: number): Promise<StepsChunk> => {
+    const steps = listings.get(id);
+    if (!steps) throw new PersisterError(Code.FAILED_PRECONDITION, "this step listing is closed");
+    const chunk: StepInfo<Uint8Array>[] = [];
+    while (chunk.length < max) {
+      const next = await steps.next();
+      if (next.done) {
+        listings.delete(id);
+        return { steps: chunk, done: true };
+      }
+      chunk.push(next.value);
+    }
+    return { steps: chunk, done: false };
+  },
+  listStepsClose: async (id: number) => {
+    const steps = listings.get(id);
+    listings.delete(id);
+    await steps?.return?.();
+  },
+};
+
 port.on("message", async ({ method, args }: Request) => {
   let reply: Reply;
   const transfer: ArrayBuffer[] = [];
   try {
-    const value = await (client[method] as (...args: unknown[]) => Promise<unknown>).apply(client, args);
+    const call = method in listingCalls ? listingCalls[method as keyof typeof listingCalls] : client[method as keyof RawGrpcPersister];
+    const value = await (call as (...args: unknown[]) => Promise<unknown>).apply(client, args);
     const row = value as { state?: Uint8Array } | null;
     if (method === "load" && row?.state) {
       // The state is a view into the received message: posting it would copy that whole

@@ -10,10 +10,18 @@
  */
 import { timestampDate, timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, PersisterError } from "./errors";
-import type { LoadQuery, PersistedState, SaveInput, Status } from "./persister";
-import { checkLoad, checkPartition, checkSave, type Limits } from "./validation";
+import type { DeletePartitionResult, ListStepsQuery, LoadQuery, PersistedState, PruneQuery, SaveInput, Status, StepInfo } from "./persister";
+import { checkDeleteApp, checkListSteps, checkLoad, checkPartition, checkPrune, checkSave, type Limits } from "./validation";
 import {
   Status as WireStatus,
+  type DeleteAppRequest,
+  type DeleteAppResponse,
+  type DeletePartitionRequest,
+  type DeletePartitionResponse,
+  type ListStepsRequest,
+  type ListStepsResponse,
+  type PruneRequest,
+  type PruneResponse,
   type ListAppIdsRequest,
   type LoadRequest,
   type LoadResponse,
@@ -142,6 +150,96 @@ export const loadResponse = (row: PersistedState<Uint8Array> | null): LoadRespon
 export const saveResponse = (createdAt: Date): SaveResponse => ({
   $typeName: "burr.state.v1.SaveResponse",
   createdAt: timestampFromDate(createdAt),
+});
+
+// ---- history and deletion
+
+export function listStepsRequest(query: ListStepsQuery): ListStepsRequest {
+  const key = checkListSteps(query, noSizeLimits);
+  return {
+    $typeName: "burr.state.v1.ListStepsRequest",
+    partitionKey: key.partitionKey,
+    appId: key.appId,
+    beforeSequenceId: key.beforeSequenceId === null ? undefined : BigInt(key.beforeSequenceId),
+    limit: key.limit ?? 0,
+    includeState: key.includeState,
+  };
+}
+
+export function fromListStepsRequest(request: ListStepsRequest): ListStepsQuery {
+  return {
+    partitionKey: request.partitionKey,
+    appId: request.appId,
+    beforeSequenceId: request.beforeSequenceId === undefined ? undefined : Number(request.beforeSequenceId),
+    limit: request.limit,
+    includeState: request.includeState,
+  };
+}
+
+/** A step of a listing: the state is left out unless it was asked for. */
+export function toWireStep(step: StepInfo<Uint8Array>): WirePersistedState {
+  return toWireState({ ...step, state: step.state ?? new Uint8Array(0) });
+}
+
+export const stepsResponse = (steps: StepInfo<Uint8Array>[]): ListStepsResponse => ({
+  $typeName: "burr.state.v1.ListStepsResponse",
+  steps: steps.map(toWireStep),
+});
+
+export function fromWireStep(row: WirePersistedState, includeState: boolean): StepInfo<Uint8Array> {
+  const { state, ...rest } = fromWireState(row);
+  return includeState ? { ...rest, state } : rest;
+}
+
+export function deleteAppRequest(partitionKey: string | null | undefined, appId: string): DeleteAppRequest {
+  const key = checkDeleteApp(partitionKey, appId, noSizeLimits);
+  return { $typeName: "burr.state.v1.DeleteAppRequest", partitionKey: key.partitionKey, appId: key.appId };
+}
+
+export const deleteAppResponse = (stepsDeleted: number): DeleteAppResponse => ({
+  $typeName: "burr.state.v1.DeleteAppResponse",
+  stepsDeleted: BigInt(stepsDeleted),
+});
+
+export const deletePartitionRequest = (partitionKey: string | null | undefined): DeletePartitionRequest => ({
+  $typeName: "burr.state.v1.DeletePartitionRequest",
+  partitionKey: checkPartition(partitionKey, noSizeLimits),
+});
+
+export const deletePartitionResponse = (result: DeletePartitionResult): DeletePartitionResponse => ({
+  $typeName: "burr.state.v1.DeletePartitionResponse",
+  stepsDeleted: BigInt(result.stepsDeleted),
+  appsDeleted: BigInt(result.appsDeleted),
+});
+
+export const fromDeletePartitionResponse = (response: DeletePartitionResponse): DeletePartitionResult => ({
+  stepsDeleted: Number(response.stepsDeleted),
+  appsDeleted: Number(response.appsDeleted),
+});
+
+export function pruneRequest(query: PruneQuery): PruneRequest {
+  const rule = checkPrune(query, noSizeLimits);
+  return {
+    $typeName: "burr.state.v1.PruneRequest",
+    partitionKey: rule.partitionKey ?? undefined,
+    appId: rule.appId ?? undefined,
+    keepLast: rule.keepLast ?? 0,
+    olderThan: rule.olderThan ? timestampFromDate(rule.olderThan) : undefined,
+  };
+}
+
+export function fromPruneRequest(request: PruneRequest): PruneQuery {
+  return {
+    partitionKey: request.partitionKey,
+    appId: request.appId,
+    keepLast: request.keepLast,
+    olderThan: request.olderThan ? timestampDate(request.olderThan) : undefined,
+  };
+}
+
+export const pruneResponse = (stepsDeleted: number): PruneResponse => ({
+  $typeName: "burr.state.v1.PruneResponse",
+  stepsDeleted: BigInt(stepsDeleted),
 });
 
 // ---- errors

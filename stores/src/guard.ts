@@ -6,7 +6,6 @@
 import type { AppIdCursor, Backend, HistoryBackend, StepCursor, StoredRow, SyncBackend, SyncHistoryBackend } from "./backend";
 import { notInitialized } from "@burr-state/client/protocol";
 import type {
-  AsyncHistory,
   AsyncStatePersister,
   DeletePartitionResult,
   ListStepsQuery,
@@ -16,7 +15,6 @@ import type {
   SaveInput,
   SaveResult,
   StepInfo,
-  SyncHistory,
   SyncStatePersister,
 } from "@burr-state/client/protocol";
 import { checkDeleteApp, checkListSteps, checkLoad, checkPartition, checkPrune, checkSave, defaultLimits, type Limits } from "@burr-state/client/protocol";
@@ -39,7 +37,7 @@ const stepInfo = (row: StoredRow, includeState: boolean): StepInfo<Uint8Array> =
   return rest;
 };
 
-export class GuardedPersister implements AsyncStatePersister<Uint8Array>, AsyncHistory<Uint8Array> {
+export class GuardedPersister implements AsyncStatePersister<Uint8Array> {
   private readonly limits: Limits;
   private readonly pageSize: number;
   /** Once the store has been seen initialized it stays so: no check per call after that. */
@@ -142,7 +140,7 @@ export class GuardedPersister implements AsyncStatePersister<Uint8Array>, AsyncH
   }
 }
 
-export class GuardedSyncPersister implements SyncStatePersister<Uint8Array>, SyncHistory<Uint8Array> {
+export class GuardedSyncPersister implements SyncStatePersister<Uint8Array> {
   private readonly limits: Limits;
   private readonly pageSize: number;
   private initialized = false;

@@ -4,10 +4,10 @@
  * needs a special case here has a bug.
  */
 import { Code, codeName, PersisterError } from "../../client/src/errors";
-import type { AsyncHistory, AsyncStatePersister, LoadQuery, PersistedState, SaveInput, StepInfo } from "../../client/src/persister";
+import type { AsyncStatePersister, LoadQuery, PersistedState, SaveInput, StepInfo } from "../../client/src/persister";
 import { bigState, fidelityCases } from "./fidelity";
 
-export type Persister = AsyncStatePersister<Uint8Array> & AsyncHistory<Uint8Array>;
+export type Persister = AsyncStatePersister<Uint8Array>;
 
 export interface Subject {
   /** Opens a persister on the subject's store (the same store every time). */

@@ -1,7 +1,7 @@
 /** Lets the async conformance suite drive a synchronous persister, unchanged. */
-import type { AsyncHistory, AsyncStatePersister, SyncHistory, SyncStatePersister } from "../../client/src/persister";
+import type { AsyncStatePersister, SyncStatePersister } from "../../client/src/persister";
 
-export function syncAsAsync<S>(sync: SyncStatePersister<S> & SyncHistory<S>): AsyncStatePersister<S> & AsyncHistory<S> {
+export function syncAsAsync<S>(sync: SyncStatePersister<S>): AsyncStatePersister<S> {
   const later = <T>(work: () => T) => new Promise<T>((resolve, reject) => setImmediate(() => {
     try {
       resolve(work());
