@@ -68,7 +68,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const stop = () =>
     (stopping ??= (async () => {
       health.shuttingDown();
-      service.drain();
+      service.drain(options.shutdownGraceMs ?? 5000);
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => server.forceShutdown(), options.shutdownGraceMs ?? 5000);
         server.tryShutdown(() => {

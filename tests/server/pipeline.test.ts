@@ -6,6 +6,7 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import * as fs from "node:fs";
+import * as http2 from "node:http2";
 import {
   PipelineRequestSchema,
   PipelineResponseSchema,
@@ -76,6 +77,32 @@ test("a message that does not decode ends the stream with INVALID_ARGUMENT; the 
   await next.status;
 });
 
+test("a message that does not decode: every call before it is answered with its result, none after it runs, then INVALID_ARGUMENT", async () => {
+  // 200 saves in flight when the bad message is read (a save waits at least one turn of the
+  // event loop for its batch), then calls that must never run.
+  const pipe = rawPipeline(server.address);
+  for (let i = 1n; i <= 200n; i++) pipe.send(encode({ callId: i, call: save(i, `before-bad-${i}`, 0n) }));
+  pipe.send(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]));
+  for (let i = 201n; i <= 220n; i++) pipe.send(encode({ callId: i, call: save(i, `after-bad-${i}`, 0n) }));
+  expect(await pipe.status).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/PipelineRequest/) });
+  const answers = decode(pipe.answers);
+  expect(answers.map((answer) => answer.callId).sort((a, b) => Number(a - b))).toEqual(Array.from({ length: 200 }, (_, i) => BigInt(i + 1)));
+  expect(answers.filter((answer) => answer.result.case !== "save")).toEqual([]);
+
+  const check = rawPipeline(server.address);
+  for (let i = 1n; i <= 220n; i++) {
+    const appId = i <= 200n ? `before-bad-${i}` : `after-bad-${i}`;
+    check.send(encode({ callId: i, call: { case: "load", value: { $typeName: "burr.state.v1.LoadRequest", partitionKey: "pipe", appId } } }));
+  }
+  const stored = byId(decode(await check.answered(220)));
+  for (let i = 1n; i <= 220n; i++) {
+    const loaded = stored.get(i);
+    expect(loaded?.case === "load" && loaded.value.persistedState !== undefined).toBe(i <= 200n);
+  }
+  check.end();
+  expect(await check.status).toMatchObject({ code: grpc.status.OK });
+});
+
 test("a message over the server's limit ends the stream with RESOURCE_EXHAUSTED", async () => {
   const pipe = rawPipeline(server.address);
   pipe.send(encode({ callId: 1n, call: save(1n, "huge", 0n, new Uint8Array(65 * 1024)) }));
@@ -132,3 +159,104 @@ test("on shutdown: calls received are answered once each, the stream ends OK, th
   }
   expect(await exited).toBe(0);
 });
+
+test("on shutdown, calls queued behind a client that stopped reading are answered UNAVAILABLE, then the stream ends OK", async () => {
+  const own = await startServerProcess(["--store", "sqlite::memory:", "--init", "--shutdown-grace-ms", "20000"]);
+  try {
+    const state = new Uint8Array(200 * 1024).fill(7);
+    const setup = rawPipeline(own.address);
+    setup.send(encode({ callId: 1n, call: save(1n, "big", 0n, state) }));
+    expect(decode(await setup.answered(1))[0]!.result.case).toBe("save");
+    setup.end();
+    await setup.status;
+
+    // 1,000 loads of 25 bytes fit the stream's 64 KiB flow-control window: all of them reach the
+    // server, which stops reading them once answers back up (a few 200 KiB answers), so most
+    // wait in grpc-js's buffers when SIGTERM arrives.
+    const pipe = rawPipeline(own.address);
+    pipe.pause();
+    const loads = 1000;
+    for (let i = 1n; i <= BigInt(loads); i++) {
+      pipe.send(encode({ callId: i, call: { case: "load", value: { $typeName: "burr.state.v1.LoadRequest", partitionKey: "pipe", appId: "big" } } }));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const exited = own.stop("SIGTERM");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    pipe.resume();
+    expect(await pipe.status).toMatchObject({ code: grpc.status.OK });
+    const answers = decode(pipe.answers);
+    expect(answers.map((answer) => answer.callId).sort((a, b) => Number(a - b))).toEqual(Array.from({ length: loads }, (_, i) => BigInt(i + 1)));
+    const ran = answers.filter((answer) => answer.result.case === "load" && answer.result.value.persistedState?.state.byteLength === state.byteLength);
+    const refused = answers.filter((answer) => answer.result.case === "error" && answer.result.value.code === grpc.status.UNAVAILABLE);
+    expect(ran.length).toBeGreaterThan(0);
+    expect(refused.length).toBeGreaterThan(0);
+    expect(ran.length + refused.length).toBe(loads);
+    expect(await exited).toBe(0);
+  } finally {
+    await own.stop();
+  }
+}, 60_000);
+
+test("on shutdown, a client that keeps sending gets UNAVAILABLE answers and its stream ends OK within the grace period", async () => {
+  const grace = 3000;
+  const own = await startServerProcess(["--store", "sqlite::memory:", "--init", "--shutdown-grace-ms", String(grace)]);
+  // A raw HTTP/2 client that writes batches of 500 saves as fast as flow control lets it, so
+  // new calls reach the server on every turn of its event loop and the drain never sees a quiet one.
+  const session = http2.connect(`http://${own.address}`);
+  const stream = session.request({ ":method": "POST", ":path": "/burr.state.v1.StatePersister/Pipeline", "content-type": "application/grpc", te: "trailers" });
+  let sent = 0n;
+  let sending = true;
+  const frame = (message: Uint8Array) => {
+    const header = Buffer.alloc(5);
+    header.writeUInt32BE(message.byteLength, 1);
+    return Buffer.concat([header, message]);
+  };
+  const pump = () => {
+    while (sending) {
+      const batch: Buffer[] = [];
+      for (let k = 0; k < 500; k++) {
+        sent++;
+        batch.push(frame(encode({ callId: sent, call: save(sent, `steady-${sent}`, 0n) })));
+      }
+      if (!stream.write(Buffer.concat(batch))) return void stream.once("drain", pump);
+    }
+  };
+  let received = Buffer.alloc(0);
+  const answers: PipelineResponse[] = [];
+  stream.on("data", (chunk: Buffer) => {
+    received = Buffer.concat([received, chunk]);
+    while (received.byteLength >= 5 && received.byteLength >= 5 + received.readUInt32BE(1)) {
+      answers.push(fromBinary(PipelineResponseSchema, received.subarray(5, 5 + received.readUInt32BE(1))));
+      received = received.subarray(5 + received.readUInt32BE(1));
+    }
+  });
+  // Like any gRPC client, it stops sending and closes its side once the status arrives.
+  const status = new Promise<number>((resolve) => {
+    stream.on("trailers", (trailers) => {
+      sending = false;
+      stream.close();
+      resolve(Number(trailers["grpc-status"]));
+    });
+    stream.on("close", () => resolve(-1));
+  });
+  stream.on("error", () => {});
+  session.on("error", () => {});
+  try {
+    pump();
+    while (answers.length < 1000) await new Promise((resolve) => setTimeout(resolve, 10));
+    const began = Date.now();
+    const exited = own.stop("SIGTERM");
+    expect(await status).toBe(grpc.status.OK);
+    const streamEnded = Date.now() - began;
+    expect(streamEnded).toBeLessThan(grace);
+    expect(new Set(answers.map((answer) => answer.callId)).size).toBe(answers.length);
+    const refused = answers.filter((answer) => answer.result.case === "error" && answer.result.value.code === grpc.status.UNAVAILABLE);
+    expect(answers.filter((answer) => answer.result.case !== "save" && !refused.includes(answer))).toEqual([]);
+    expect(await exited).toBe(0);
+    expect(Date.now() - began).toBeLessThan(grace + 1000);
+  } finally {
+    sending = false;
+    session.destroy();
+    await own.stop();
+  }
+}, 60_000);

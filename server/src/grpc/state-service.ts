@@ -53,8 +53,11 @@ function tolerantDefinition(): grpc.ServiceDefinition {
 export interface StateService {
   definition: grpc.ServiceDefinition;
   implementation: grpc.UntypedServiceImplementation;
-  /** Shutdown: open pipelines answer what they have received, refuse newer calls, and end. */
-  drain(): void;
+  /**
+   * Shutdown: open pipelines finish their running calls, answer every call they read after this
+   * UNAVAILABLE, and end OK once no more arrive, or at half of `graceMs` for a client that keeps sending.
+   */
+  drain(graceMs?: number): void;
 }
 
 /** Reports one call (a pipelined Save or Load, which no interceptor sees): method path, status code, seconds. */
@@ -93,25 +96,62 @@ export function stateService(persister: GuardedPersister, log: Logger, observe?:
     }
   };
 
+  /** Each open pipeline's reaction to a change of the shutdown phase. */
   const openPipelines = new Set<() => void>();
   let draining = false;
+  /** Set half-way through the grace period: draining pipelines end without waiting for a quiet turn. */
+  let cutOff = false;
 
+  // Every call a pipeline reads gets exactly one answer before the stream ends. A message that
+  // does not decode stops the reading; the calls before it still run and are answered, then the
+  // stream ends INVALID_ARGUMENT. On shutdown the running calls finish, every call read after
+  // (including those grpc-js holds back while reading is paused) is answered UNAVAILABLE, and the
+  // stream ends OK after a turn of the event loop that brought no new call, or, for a client that
+  // keeps sending, at half the grace period.
   const pipeline: grpc.handleBidiStreamingCall<PipelineRequest | MalformedRequest, object> = (call) => {
     let running = 0;
     let clientDone = false;
     let ended = false;
-    const end = () => {
-      if (ended || running > 0 || !(clientDone || draining)) return;
-      ended = true;
-      openPipelines.delete(end);
-      if (!call.cancelled) call.end();
-    };
-    openPipelines.add(end);
-    if (draining) end();
+    /** The status of a message that did not decode: the stream ends with it once the calls before it are answered. */
+    let failed: { code: number; details: string } | null = null;
+    /** Messages read so far: a drained stream ends only after a turn of the event loop that read none. */
+    let received = 0;
+    let quietCheck: NodeJS.Immediate | undefined;
     // Reading stops while the window is full or answers wait for a client that does not read
-    // them, so neither running calls nor unsent answers can pile up without bound.
+    // them, so neither running calls nor unsent answers can pile up without bound. While
+    // draining, calls are only answered UNAVAILABLE, so the window no longer applies.
     let unread = false;
-    const flow = () => (running < pipelineWindow && !unread ? call.resume() : call.pause());
+    const flow = () => (!failed && !unread && (draining || running < pipelineWindow) ? call.resume() : call.pause());
+    const end = (quiet = false) => {
+      if (ended || running > 0) return;
+      // Calls grpc-js holds back reach the handler within the turn that resumes reading (next
+      // ticks and promise jobs): a turn that reads nothing means none are left. Past the cut-off
+      // the stream ends even with answers backed up: its status follows them.
+      const drained = draining && (cutOff || (quiet && !unread));
+      if (!failed && !clientDone && !drained) {
+        if (draining && !unread && !quietCheck) {
+          const seen = received;
+          quietCheck = setImmediate(() => {
+            quietCheck = undefined;
+            end(received === seen);
+          });
+        }
+        return;
+      }
+      ended = true;
+      openPipelines.delete(wake);
+      clearImmediate(quietCheck);
+      if (call.cancelled) return;
+      call.pause();
+      if (failed) call.emit("error", failed);
+      else call.end();
+    };
+    const wake = () => {
+      flow();
+      end();
+    };
+    openPipelines.add(wake);
+    if (draining) end();
     const answer = (callId: bigint, result: PipelineResponse["result"]) => {
       if (ended || call.cancelled) return;
       if (!call.write({ $typeName: "burr.state.v1.PipelineResponse", callId, result } satisfies PipelineResponse) && !unread) {
@@ -119,7 +159,7 @@ export function stateService(persister: GuardedPersister, log: Logger, observe?:
         flow();
         call.once("drain", () => {
           unread = false;
-          flow();
+          wake();
         });
       }
     };
@@ -127,17 +167,22 @@ export function stateService(persister: GuardedPersister, log: Logger, observe?:
       answer(callId, { case: "error", value: create(CallErrorSchema, { code: status.code ?? grpc.status.UNKNOWN, message: status.details ?? "" }) });
 
     call.on("data", (request: PipelineRequest | MalformedRequest) => {
-      if (ended) return;
+      if (ended || failed) return;
+      received++;
       if (request instanceof MalformedRequest) {
-        ended = true;
-        openPipelines.delete(end);
-        return call.emit("error", request.status);
+        failed = request.status;
+        flow();
+        return end();
       }
       const { callId, call: which } = request;
+      const refuse = (status: { code: number; details: string }) => {
+        fail(callId, status);
+        end();
+      };
       const denied = refusalOf(request);
-      if (denied) return fail(callId, { code: denied.code, details: denied.message });
-      if (draining) return fail(callId, { code: grpc.status.UNAVAILABLE, details: "the server is shutting down; the call was not run" });
-      if (which.case === undefined) return fail(callId, { code: grpc.status.INVALID_ARGUMENT, details: "call is required: a PipelineRequest carries a save or a load" });
+      if (denied) return refuse({ code: denied.code, details: denied.message });
+      if (draining) return refuse({ code: grpc.status.UNAVAILABLE, details: "the server is shutting down; the call was not run" });
+      if (which.case === undefined) return refuse({ code: grpc.status.INVALID_ARGUMENT, details: "call is required: a PipelineRequest carries a save or a load" });
       const method = which.case === "save" ? "Save" : "Load";
       const started = process.hrtime.bigint();
       const work: Promise<PipelineResponse["result"]> =
@@ -169,7 +214,8 @@ export function stateService(persister: GuardedPersister, log: Logger, observe?:
     });
     call.on("cancelled", () => {
       ended = true;
-      openPipelines.delete(end);
+      openPipelines.delete(wake);
+      clearImmediate(quietCheck);
     });
   };
 
@@ -186,9 +232,13 @@ export function stateService(persister: GuardedPersister, log: Logger, observe?:
       listAppIds,
       pipeline,
     },
-    drain: () => {
+    drain: (graceMs = 5000) => {
       draining = true;
-      for (const end of [...openPipelines]) end();
+      setTimeout(() => {
+        cutOff = true;
+        for (const wake of [...openPipelines]) wake();
+      }, graceMs / 2).unref();
+      for (const wake of [...openPipelines]) wake();
     },
   };
 }

@@ -151,9 +151,14 @@ class StatePersisterServicer:
         concurrently and may be answered in any order, as separate Save and Load calls would be.
         Semantics, validation, limits and errors are those of Save and Load, reported per call in
         PipelineResponse.error; the stream itself fails only with the connection or the server (an
-        unanswered Save then has an unknown outcome, as a Save whose answer was lost). When the server
-        shuts down it answers the calls it has received, refuses newer ones with UNAVAILABLE, and
-        ends the stream with OK. A malformed message ends the stream with INVALID_ARGUMENT.
+        unanswered Save then has an unknown outcome, as a Save whose answer was lost). Every call the
+        server receives is answered before the stream ends. When the server shuts down, the calls
+        already running are answered with their result, every call received after that with
+        UNAVAILABLE (it was not run), and the stream ends with OK once no more calls arrive (for a
+        client that keeps sending, at half the server's shutdown grace period); calls still in transit
+        then were not received and not run. A message that does not decode ends the stream with
+        INVALID_ARGUMENT once the calls received before it have run and been answered; no call after
+        it is run.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
