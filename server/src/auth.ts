@@ -10,6 +10,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Code, PersisterError } from "@burr-state/client/protocol";
+import { parseJsonQuietly } from "./json-syntax";
 
 export type Access = "read" | "read-write";
 
@@ -46,12 +47,8 @@ export class TokenAuthority {
   private constructor(readonly grants: Grant[]) {}
 
   static parse(text: string, source: string): TokenAuthority {
-    let document: unknown;
-    try {
-      document = JSON.parse(text);
-    } catch (error) {
-      throw new Error(`${source} is not JSON: ${(error as Error).message}`);
-    }
+    // JSON.parse's own message quotes the text around the error: here, a token.
+    const document = parseJsonQuietly(text, source);
     const tokens = (document as { tokens?: unknown })?.tokens;
     if (!Array.isArray(tokens) || tokens.length === 0) throw new Error(`${source} must hold {"tokens": [...]} with at least one token`);
     return new TokenAuthority(tokens.map(parseGrant));
