@@ -5,18 +5,25 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { Code, PersisterError } from "@burr-state/client/protocol";
-import type { Grant, TokenAuthority } from "../auth";
+import { everyPartition, type Action, type Grant, type TokenAuthority } from "../auth";
 import type { Metrics } from "../metrics";
 import { refuseCall } from "./status";
 
 /** Per method of the StatePersister service: the right it needs and whether its request names a partition. */
-const needs: Record<string, { action: "read" | "write"; partitioned: boolean }> = {
+const needs: Record<string, { action: Action; partitioned: boolean }> = {
   "/burr.state.v1.StatePersister/Initialize": { action: "write", partitioned: false },
   "/burr.state.v1.StatePersister/IsInitialized": { action: "read", partitioned: false },
   "/burr.state.v1.StatePersister/Save": { action: "write", partitioned: true },
   "/burr.state.v1.StatePersister/Load": { action: "read", partitioned: true },
   "/burr.state.v1.StatePersister/ListAppIds": { action: "read", partitioned: true },
+  "/burr.state.v1.StatePersister/ListSteps": { action: "read", partitioned: true },
+  "/burr.state.v1.StatePersister/DeleteApp": { action: "delete", partitioned: true },
+  "/burr.state.v1.StatePersister/DeletePartition": { action: "delete", partitioned: true },
+  "/burr.state.v1.StatePersister/Prune": { action: "delete", partitioned: true },
 };
+
+/** A Prune without partition_key covers every partition; elsewhere an absent partition is the default one. */
+const prunePath = "/burr.state.v1.StatePersister/Prune";
 
 /** A Pipeline carries Saves and Loads: each message needs what its call needs, checked per call. */
 const pipelinePath = "/burr.state.v1.StatePersister/Pipeline";
@@ -53,7 +60,8 @@ export function authInterceptor(authority: () => TokenAuthority | null): grpc.Se
       }
       return checked.grant;
     };
-    const authorize = (grant: Grant | null, action: "read" | "write", partitionKey?: string) => (grant ? checked!.tokens.authorize(grant, action, partitionKey) : null);
+    const authorize = (grant: Grant | null, action: Action, partitionKey?: string | typeof everyPartition) =>
+      grant ? checked!.tokens.authorize(grant, action, partitionKey) : null;
     /** The partition a ListAppIds stream lists, checked again before each page. */
     let listed: string | undefined;
     let ended = false;
@@ -88,8 +96,9 @@ export function authInterceptor(authority: () => TokenAuthority | null): grpc.Se
               return forward(message);
             }
             if (need?.partitioned && typeof message?.partitionKey !== "object") {
-              const partitionKey = typeof message.partitionKey === "string" ? message.partitionKey : "";
-              if (method.responseStream) listed = partitionKey;
+              const absent = typeof message.partitionKey !== "string";
+              const partitionKey = absent && method.path === prunePath ? everyPartition : absent ? "" : (message.partitionKey as string);
+              if (method.responseStream && typeof partitionKey === "string") listed = partitionKey;
               const denied = authorize(grant, need.action, partitionKey);
               if (denied) return end(denied);
             } else if (need) {

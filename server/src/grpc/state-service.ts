@@ -3,7 +3,7 @@
  * interface. Rules (validation, defaults, initialization) live in the stores' guard, the
  * message mapping in the client's wire module (shared with the clients), not here.
  */
-import { create, type DescMessage } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import type { GuardedPersister } from "@burr-state/stores";
 import { fromLoadRequest, fromSaveRequest, loadResponse, saveResponse, serviceDefinition } from "@burr-state/client/protocol";
@@ -18,20 +18,9 @@ import {
   type SaveRequest,
 } from "@burr-state/client/gen/burr/state/v1/state_persister_pb";
 import type { Logger } from "../log";
+import { MalformedRequest, pagedHandler, unaryHandler } from "./handlers";
+import { historyHandlers } from "./history";
 import { refusalOf, toStatus } from "./status";
-
-/** What a request that does not decode becomes, so it is answered INVALID_ARGUMENT, not INTERNAL. */
-class MalformedRequest {
-  constructor(
-    readonly schema: DescMessage,
-    readonly cause: unknown,
-  ) {}
-
-  get status() {
-    const reason = this.cause instanceof Error ? this.cause.message : String(this.cause);
-    return { code: grpc.status.INVALID_ARGUMENT, details: `the request is not a valid ${this.schema.typeName}: ${reason}` };
-  }
-}
 
 /** The generated definition, with decoding failures turned into MalformedRequest values. */
 function tolerantDefinition(): grpc.ServiceDefinition {
@@ -70,31 +59,10 @@ export function stateService(persister: GuardedPersister, log: Logger, observe?:
   const save = async (request: SaveRequest) => saveResponse((await persister.save(fromSaveRequest(request))).createdAt);
   const load = async (request: LoadRequest) => loadResponse(await persister.load(fromLoadRequest(request)));
 
-  /** A unary handler: decode check, the work, then the answer or the mapped error. */
-  const unary =
-    <Req>(method: string, work: (request: Req) => Promise<object>): grpc.handleUnaryCall<Req | MalformedRequest, object> =>
-    (call, callback) => {
-      const request = call.request;
-      if (request instanceof MalformedRequest) return callback(request.status);
-      work(request).then(
-        (response) => callback(null, response),
-        (error) => callback(toStatus(error, method, log)),
-      );
-    };
-
-  const listAppIds: grpc.handleServerStreamingCall<ListAppIdsRequest | MalformedRequest, object> = async (call) => {
-    const request = call.request;
-    if (request instanceof MalformedRequest) return call.emit("error", request.status);
-    try {
-      for await (const page of persister.appIdPages(request.partitionKey)) {
-        if (call.cancelled) return;
-        if (!call.write(create(ListAppIdsResponseSchema, { appIds: page }))) await drainedOrCancelled(call);
-      }
-      call.end();
-    } catch (error) {
-      if (!call.cancelled) call.emit("error", toStatus(error, "ListAppIds", log));
-    }
-  };
+  const unary = <Req>(method: string, work: (request: Req) => Promise<object>) => unaryHandler(method, log, work);
+  const listAppIds = pagedHandler("ListAppIds", log, (request: ListAppIdsRequest) => persister.appIdPages(request.partitionKey), (appIds: string[]) =>
+    create(ListAppIdsResponseSchema, { appIds }),
+  );
 
   /** Each open pipeline's reaction to a change of the shutdown phase. */
   const openPipelines = new Set<() => void>();
@@ -231,6 +199,7 @@ export function stateService(persister: GuardedPersister, log: Logger, observe?:
       load: unary("Load", load),
       listAppIds,
       pipeline,
+      ...historyHandlers(persister, log),
     },
     drain: (graceMs = 5000) => {
       draining = true;
@@ -243,14 +212,3 @@ export function stateService(persister: GuardedPersister, log: Logger, observe?:
   };
 }
 
-function drainedOrCancelled(call: grpc.ServerWritableStream<unknown, unknown>): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      call.off("drain", done);
-      call.off("cancelled", done);
-      resolve();
-    };
-    call.on("drain", done);
-    call.on("cancelled", done);
-  });
-}
