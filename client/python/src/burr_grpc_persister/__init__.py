@@ -2,6 +2,7 @@
 
 import importlib.metadata as _metadata
 
+from ._wire import ALL_PARTITIONS, DeletedPartition, StepData
 from .async_persister import AsyncGrpcStatePersister
 from .errors import (
     AlreadyExistsError,
@@ -24,16 +25,19 @@ except _metadata.PackageNotFoundError:  # imported from a source tree that is no
     __version__ = "0+unknown"
 
 __all__ = [
+    "ALL_PARTITIONS",
     "AlreadyExistsError",
     "AsyncGrpcStatePersister",
     "AuthenticationError",
     "ConnectionSettings",
     "DeadlineExceededError",
+    "DeletedPartition",
     "GrpcStatePersister",
     "InvalidArgumentError",
     "NotInitializedError",
     "PermissionDeniedError",
     "PersisterError",
     "StateTooLargeError",
+    "StepData",
     "UnavailableError",
 ]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Callable, Optional, TypeVar
+from datetime import datetime
+from typing import AsyncIterator, Awaitable, Callable, Optional, TypeVar
 
 import grpc
 from burr.common.types import BaseCopyable
@@ -13,6 +14,7 @@ from burr.core.state import State
 from . import _wire
 from ._gen import state_persister_pb2 as pb
 from ._gen.state_persister_pb2_grpc import StatePersisterStub
+from ._wire import ALL_PARTITIONS, DeletedPartition, StepData
 from .errors import error_from_rpc
 from .settings import ConnectionSettings
 
@@ -124,6 +126,69 @@ class AsyncGrpcStatePersister(AsyncBaseStatePersister, BaseCopyable):
 
         return await self._invoke(call, fetch, idempotent=True)
 
+    def list_steps(
+        self,
+        partition_key: Optional[str],
+        app_id: str,
+        before_sequence_id: Optional[int] = None,
+        limit: Optional[int] = None,
+        include_state: bool = False,
+    ) -> AsyncIterator[StepData]:
+        """The app's saved steps, newest first, as an async generator (``async for step in
+        persister.list_steps(...)``; nothing to await first). Same arguments, order and dicts as
+        :meth:`GrpcStatePersister.list_steps`: the arguments are checked at once, the stream opens
+        on the first step asked for, is retried on UNAVAILABLE only until its first chunk arrives,
+        and ``list_deadline_seconds`` bounds all of it. Stopping early cancels the stream once the
+        generator is closed (``aclose()``, or ``contextlib.aclosing``)."""
+        call = _wire.describe(
+            "list_steps",
+            partition_key=partition_key,
+            app_id=app_id,
+            before_sequence_id=before_sequence_id,
+            limit=limit,
+        )
+        request = _wire.list_steps_request(
+            partition_key, app_id, before_sequence_id, limit, include_state, call
+        )
+        return self._stream_steps(call, request)
+
+    async def delete_app(self, partition_key: Optional[str], app_id: str) -> int:
+        """Deletes every step of the app; returns how many (0 for an unknown app). Never retried."""
+        call = _wire.describe("delete_app", partition_key=partition_key, app_id=app_id)
+        request = _wire.delete_app_request(partition_key, app_id, call)
+        response = await self._invoke(
+            call, lambda stub: stub.DeleteApp(request, **self._delete_options()), idempotent=False
+        )
+        return response.steps_deleted
+
+    async def delete_partition(self, partition_key: Optional[str]) -> DeletedPartition:
+        """Deletes every app of the partition; returns ``DeletedPartition(steps_deleted,
+        apps_deleted)``. Never retried."""
+        call = _wire.describe("delete_partition", partition_key=partition_key)
+        request = _wire.delete_partition_request(partition_key, call)
+        response = await self._invoke(
+            call, lambda stub: stub.DeletePartition(request, **self._delete_options()), idempotent=False
+        )
+        return DeletedPartition(response.steps_deleted, response.apps_deleted)
+
+    async def prune(
+        self,
+        partition_key: Optional[str] = ALL_PARTITIONS,  # type: ignore[assignment]
+        app_id: Optional[str] = None,
+        keep_last: Optional[int] = None,
+        older_than: Optional[datetime] = None,
+    ) -> int:
+        """Deletes old steps, never an app's highest; returns how many. Same rules as
+        :meth:`GrpcStatePersister.prune` (partition_key left out: every partition). Never retried."""
+        call = _wire.describe(
+            "prune", partition_key=partition_key, app_id=app_id, keep_last=keep_last, older_than=older_than
+        )
+        request = _wire.prune_request(partition_key, app_id, keep_last, older_than, call)
+        response = await self._invoke(
+            call, lambda stub: stub.Prune(request, **self._delete_options()), idempotent=False
+        )
+        return response.steps_deleted
+
     async def cleanup(self):
         """Closes the channel. A later call opens a new one."""
         channel, self._channel, self._stub, self._loop = self._channel, None, None, None
@@ -151,6 +216,32 @@ class AsyncGrpcStatePersister(AsyncBaseStatePersister, BaseCopyable):
 
     def _unary_options(self) -> dict:
         return {"timeout": self.settings.deadline_seconds, "metadata": self.settings.metadata()}
+
+    def _delete_options(self) -> dict:
+        return {"timeout": self.settings.delete_deadline_seconds, "metadata": self.settings.metadata()}
+
+    async def _stream_steps(self, call: str, request: pb.ListStepsRequest) -> AsyncIterator[StepData]:
+        attempts, attempt = self.settings.attempts(True), 1
+        while True:
+            chunks, received = None, False
+            try:
+                chunks = self._current_stub().ListSteps(
+                    request, timeout=self.settings.list_deadline_seconds, metadata=self.settings.metadata()
+                )
+                async for chunk in chunks:
+                    received = True
+                    for row in chunk.steps:
+                        yield _wire.step_data(row, request.include_state, self.serde_kwargs)
+                return
+            except grpc.RpcError as error:
+                # Retried only before the first chunk: after it, a new stream would repeat steps.
+                if received or error.code() != grpc.StatusCode.UNAVAILABLE or attempt >= attempts:
+                    raise error_from_rpc(error, call, self.settings, attempt) from error
+            finally:
+                if chunks is not None:
+                    chunks.cancel()  # a no-op once the stream ended; else the caller stopped early
+            await asyncio.sleep(self.settings.backoff_seconds(attempt))
+            attempt += 1
 
     def _current_stub(self) -> StatePersisterStub:
         # A grpc.aio channel belongs to the loop it was opened in; a new loop (a second

@@ -113,6 +113,11 @@ def error_from_rpc(
             message += f" ({_tls_remedy(settings)})"
     elif code in _remedies:
         message = f"{call} was refused by {target}: {details} ({code.name}; {_remedies[code]})"
+    elif code == grpc.StatusCode.UNIMPLEMENTED:
+        message = (
+            f"{call} failed at {target}: {details} "
+            "(UNIMPLEMENTED; the server is older than this call: upgrade it)"
+        )
     else:
         message = f"{call} failed at {target}: {details} ({code.name})"
     return _by_code.get(code, PersisterError)(message, code)

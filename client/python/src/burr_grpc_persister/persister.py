@@ -6,6 +6,7 @@ import os
 import threading
 import time
 import weakref
+from datetime import datetime
 from typing import Callable, Iterator, Optional, TypeVar
 
 import grpc
@@ -17,6 +18,7 @@ from . import _wire
 from ._gen import state_persister_pb2 as pb
 from ._gen.state_persister_pb2_grpc import StatePersisterStub
 from ._pipeline import UNARY_FROM_BYTES, CallPipeline
+from ._wire import ALL_PARTITIONS, DeletedPartition, StepData
 from .errors import error_from_rpc
 from .settings import ConnectionSettings
 
@@ -135,6 +137,86 @@ class GrpcStatePersister(BaseStatePersister, BaseCopyable):
 
         return self._invoke(call, fetch, idempotent=True)
 
+    def list_steps(
+        self,
+        partition_key: Optional[str],
+        app_id: str,
+        before_sequence_id: Optional[int] = None,
+        limit: Optional[int] = None,
+        include_state: bool = False,
+    ) -> Iterator[StepData]:
+        """The app's saved steps, newest first (sequence_id descending; of the steps that share a
+        sequence_id, the one written last first), as a generator of dicts shaped like ``load``'s.
+
+        :param before_sequence_id: only steps with a lower sequence_id (to page back: pass the last
+            sequence_id you got; steps that share it are then all skipped).
+        :param limit: at most this many steps; None or 0: all of them.
+        :param include_state: also fetch and deserialize each step's ``state``; else it is None.
+
+        The arguments are checked at once; the stream opens on the first ``next()``. An unknown app
+        gives nothing. The stream is retried on UNAVAILABLE only until its first chunk arrives, and
+        ``list_deadline_seconds`` bounds all of it, including the time spent between steps: to work
+        slowly through a long history, take it in pages (``limit`` and ``before_sequence_id``).
+        Stopping early (``break``, ``close()``) cancels the stream.
+        """
+        call = _wire.describe(
+            "list_steps",
+            partition_key=partition_key,
+            app_id=app_id,
+            before_sequence_id=before_sequence_id,
+            limit=limit,
+        )
+        request = _wire.list_steps_request(
+            partition_key, app_id, before_sequence_id, limit, include_state, call
+        )
+        return self._stream_steps(call, request)
+
+    def delete_app(self, partition_key: Optional[str], app_id: str) -> int:
+        """Deletes every step of the app; returns how many (0 for an unknown app). Afterwards the
+        app is gone from ``load``, ``list_app_ids`` and ``list_steps``, and it can be saved again.
+        Never retried (a save that landed after a lost delete must not be deleted by a second one)."""
+        call = _wire.describe("delete_app", partition_key=partition_key, app_id=app_id)
+        request = _wire.delete_app_request(partition_key, app_id, call)
+        response = self._invoke(
+            call, lambda stub: stub.DeleteApp(request, **self._delete_options()), idempotent=False
+        )
+        return response.steps_deleted
+
+    def delete_partition(self, partition_key: Optional[str]) -> DeletedPartition:
+        """Deletes every app of the partition (None or "": the default partition), and no other.
+        Returns ``DeletedPartition(steps_deleted, apps_deleted)``, a named tuple. Never retried."""
+        call = _wire.describe("delete_partition", partition_key=partition_key)
+        request = _wire.delete_partition_request(partition_key, call)
+        response = self._invoke(
+            call, lambda stub: stub.DeletePartition(request, **self._delete_options()), idempotent=False
+        )
+        return DeletedPartition(response.steps_deleted, response.apps_deleted)
+
+    def prune(
+        self,
+        partition_key: Optional[str] = ALL_PARTITIONS,  # type: ignore[assignment]
+        app_id: Optional[str] = None,
+        keep_last: Optional[int] = None,
+        older_than: Optional[datetime] = None,
+    ) -> int:
+        """Deletes old steps; returns how many. A step goes when it meets every rule given: beyond
+        the newest ``keep_last`` of its app, created before ``older_than`` (a datetime; naive means
+        UTC). At least one rule is required. An app's highest step is never deleted.
+
+        :param partition_key: the partition to prune; left out (``ALL_PARTITIONS``): every
+            partition. None or "" is the default partition, as in every other call.
+        :param app_id: only this app (needs a partition_key); None: every app in scope.
+        Never retried.
+        """
+        call = _wire.describe(
+            "prune", partition_key=partition_key, app_id=app_id, keep_last=keep_last, older_than=older_than
+        )
+        request = _wire.prune_request(partition_key, app_id, keep_last, older_than, call)
+        response = self._invoke(
+            call, lambda stub: stub.Prune(request, **self._delete_options()), idempotent=False
+        )
+        return response.steps_deleted
+
     def cleanup(self):
         """Ends the pipeline and closes the channel. A later call opens new ones."""
         self._pipeline.close()
@@ -165,6 +247,32 @@ class GrpcStatePersister(BaseStatePersister, BaseCopyable):
 
     def _unary_options(self) -> dict:
         return {"timeout": self.settings.deadline_seconds, "metadata": self.settings.metadata()}
+
+    def _delete_options(self) -> dict:
+        return {"timeout": self.settings.delete_deadline_seconds, "metadata": self.settings.metadata()}
+
+    def _stream_steps(self, call: str, request: pb.ListStepsRequest) -> Iterator[StepData]:
+        attempts, attempt = self.settings.attempts(True), 1
+        while True:
+            chunks, received = None, False
+            try:
+                chunks = self._current_stub().ListSteps(
+                    request, timeout=self.settings.list_deadline_seconds, metadata=self.settings.metadata()
+                )
+                for chunk in chunks:
+                    received = True
+                    for row in chunk.steps:
+                        yield _wire.step_data(row, request.include_state, self.serde_kwargs)
+                return
+            except grpc.RpcError as error:
+                # Retried only before the first chunk: after it, a new stream would repeat steps.
+                if received or error.code() != grpc.StatusCode.UNAVAILABLE or attempt >= attempts:
+                    raise error_from_rpc(error, call, self.settings, attempt) from error
+            finally:
+                if chunks is not None:
+                    chunks.cancel()  # a no-op once the stream ended; else the caller stopped early
+            time.sleep(self.settings.backoff_seconds(attempt))
+            attempt += 1
 
     def _pipelined(self, request, unary: Callable, large: bool):
         """A Save or Load: on the pipeline, or unary when the server has none or the state is large."""

@@ -42,8 +42,12 @@ class ConnectionSettings:
     token: str | None = field(default=None, repr=False)
     #: Deadline of each unary call (save, load, initialize, is_initialized).
     deadline_seconds: float = 10.0
-    #: Deadline of a whole list_app_ids stream.
+    #: Deadline of a whole list_app_ids or list_steps stream (for list_steps, including the time
+    #: the caller spends between the steps it is given).
     list_deadline_seconds: float = 60.0
+    #: Deadline of each delete_app, delete_partition and prune (they delete in batches, and may
+    #: take long on a large store). These are never retried.
+    delete_deadline_seconds: float = 300.0
     #: Tries in all for calls that are safe to repeat, when the server answers UNAVAILABLE.
     #: Save is never retried: it may have been stored before the connection broke.
     retry_attempts: int = 5
