@@ -10,10 +10,11 @@
 # TypeScript, esbuild, jest or tsx.
 #
 # Listening: the server serves on 0.0.0.0:50051 (a container's interface is not loopback) and, by
-# design, refuses a non-loopback address that has neither TLS nor tokens. The image does not
-# lift that refusal: give it tokens (BURR_AUTH_FILE, or BURR_AUTH_TOKENS), TLS (BURR_TLS_CERT and
-# BURR_TLS_KEY), or BURR_INSECURE=1 when the published port is reachable only by trusted clients
-# (docker-compose.yml publishes it on the host's loopback only and sets BURR_INSECURE=1).
+# design, refuses a non-loopback address that has neither tokens nor client certificates (TLS
+# alone encrypts but lets anyone connect). The image does not lift that refusal: give it tokens
+# (BURR_AUTH_FILE, or BURR_AUTH_TOKENS), mutual TLS (BURR_TLS_CERT, BURR_TLS_KEY and
+# BURR_TLS_CLIENT_CA), or BURR_INSECURE=1 when the published port is reachable only by trusted
+# clients (docker-compose.yml publishes it on the host's loopback only and sets BURR_INSECURE=1).
 #
 # State: the SQLite file /data/burr_state.db. /data belongs to the unprivileged user `node`, so a
 # fresh named volume mounted there (Docker copies the directory's owner into it) is writable. A

@@ -19,8 +19,8 @@ const settings = {
   "tls-key": { env: "BURR_TLS_KEY", kind: "string", default: "", help: "PEM private key of --tls-cert" },
   "tls-client-ca": { env: "BURR_TLS_CLIENT_CA", kind: "string", default: "", help: "PEM CA bundle: require client certificates signed by it (mutual TLS)" },
   "auth-file": { env: "BURR_AUTH_FILE", kind: "string", default: "", help: "JSON file of bearer tokens and their partition scopes (reloaded on SIGHUP); or the tokens' JSON itself in BURR_AUTH_TOKENS" },
-  insecure: { env: "BURR_INSECURE", kind: "boolean", default: false, help: "allow a non-loopback --listen without TLS or tokens" },
-  "metrics-listen": { env: "BURR_METRICS_LISTEN", kind: "string", default: "", help: "serve Prometheus metrics on http://HOST:PORT/metrics" },
+  insecure: { env: "BURR_INSECURE", kind: "boolean", default: false, help: "allow a non-loopback --listen without tokens or client certificates, and a non-loopback --metrics-listen" },
+  "metrics-listen": { env: "BURR_METRICS_LISTEN", kind: "string", default: "", help: "serve Prometheus metrics on http://HOST:PORT/metrics (no authentication: loopback only unless --insecure)" },
 } as const satisfies Record<string, { env: string; kind: Kind; default: string | number | boolean; help: string }>;
 
 type Settings = typeof settings;

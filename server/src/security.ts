@@ -33,13 +33,25 @@ export function isLoopback(listen: string): boolean {
   return host === "::1";
 }
 
-/** Anyone on the network could read and overwrite every state: refuse unless told. */
+/**
+ * Beyond loopback, who may connect must be checked: by bearer tokens or by client certificates
+ * (mutual TLS). TLS alone encrypts but lets anyone in. The metrics endpoint has no
+ * authentication at all, so it stays on loopback. `--insecure` lifts both rules.
+ */
 export function checkExposure(config: ServerConfig, hasTokens: boolean): void {
-  if (isLoopback(config.listen) || config.insecure) return;
-  const tls = Boolean(config.tlsCert);
-  if (tls || hasTokens) return;
-  throw new Error(
-    `refusing to listen on ${config.listen} with neither TLS (--tls-cert/--tls-key) nor tokens (--auth-file): ` +
-      "anyone who can reach it could read and overwrite every state. Add one, or pass --insecure if the network is trusted.",
-  );
+  if (config.insecure) return;
+  const mutualTls = Boolean(config.tlsCert && config.tlsKey && config.tlsClientCa);
+  if (!isLoopback(config.listen) && !hasTokens && !mutualTls) {
+    const tlsAlone = config.tlsCert ? " TLS alone encrypts the traffic but lets anyone connect." : "";
+    throw new Error(
+      `refusing to listen on ${config.listen} with neither tokens (--auth-file) nor client certificates (--tls-client-ca): ` +
+        `anyone who can reach it could read and overwrite every state.${tlsAlone} Add one, or pass --insecure if the network is trusted.`,
+    );
+  }
+  if (config.metricsListen && !isLoopback(config.metricsListen)) {
+    throw new Error(
+      `refusing to serve metrics on ${config.metricsListen}: the metrics endpoint has no authentication (neither tokens nor TLS apply to it), ` +
+        "so anyone who can reach it could read them. Serve it on loopback (e.g. 127.0.0.1:9464) and scrape through a proxy or a sidecar, or pass --insecure if the network is trusted.",
+    );
+  }
 }

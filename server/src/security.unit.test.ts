@@ -28,28 +28,55 @@ describe("isLoopback", () => {
 });
 
 describe("checkExposure", () => {
+  const tls = { tlsCert: "cert.pem", tlsKey: "key.pem" };
+  const mutualTls = { ...tls, tlsClientCa: "ca.pem" };
+
   test("loopback: allowed without TLS or tokens", () => {
     expect(() => checkExposure(at("127.0.0.1:50051"), false)).not.toThrow();
     expect(() => checkExposure(at("[::1]:1"), false)).not.toThrow();
     expect(() => checkExposure(at("localhost:1"), false)).not.toThrow();
   });
 
-  test.each(["0.0.0.0:50051", "[::]:50051", "10.0.0.5:7000"])("%s without TLS, tokens or --insecure is refused, saying what to add", (listen) => {
+  test.each(["0.0.0.0:50051", "[::]:50051", "10.0.0.5:7000"])("%s without tokens, client certificates or --insecure is refused, saying what to add", (listen) => {
     expect(() => checkExposure(at(listen), false)).toThrow(
-      `refusing to listen on ${listen} with neither TLS (--tls-cert/--tls-key) nor tokens (--auth-file): ` +
+      `refusing to listen on ${listen} with neither tokens (--auth-file) nor client certificates (--tls-client-ca): ` +
         "anyone who can reach it could read and overwrite every state. Add one, or pass --insecure if the network is trusted.",
     );
   });
 
-  test("beyond loopback, any one of TLS, tokens or --insecure is enough", () => {
-    expect(() => checkExposure(at("0.0.0.0:1", { tlsCert: "cert.pem", tlsKey: "key.pem" }), false)).not.toThrow();
+  test("TLS alone is refused beyond loopback: it encrypts but lets anyone connect", () => {
+    expect(() => checkExposure(at("0.0.0.0:1", tls), false)).toThrow(
+      "refusing to listen on 0.0.0.0:1 with neither tokens (--auth-file) nor client certificates (--tls-client-ca): " +
+        "anyone who can reach it could read and overwrite every state. TLS alone encrypts the traffic but lets anyone connect. " +
+        "Add one, or pass --insecure if the network is trusted.",
+    );
+  });
+
+  test("beyond loopback, any one of tokens, mutual TLS or --insecure is enough", () => {
     expect(() => checkExposure(at("0.0.0.0:1"), true)).not.toThrow();
+    expect(() => checkExposure(at("0.0.0.0:1", tls), true)).not.toThrow();
+    expect(() => checkExposure(at("0.0.0.0:1", mutualTls), false)).not.toThrow();
     expect(() => checkExposure(at("0.0.0.0:1", { insecure: true }), false)).not.toThrow();
   });
 
-  test("a client CA or a key alone is not TLS", () => {
+  test("a client CA without a certificate and key, or a key alone, is not mutual TLS", () => {
     expect(() => checkExposure(at("0.0.0.0:1", { tlsClientCa: "ca.pem" }), false)).toThrow(/^refusing to listen on 0\.0\.0\.0:1/);
-    expect(() => checkExposure(at("0.0.0.0:1", { tlsKey: "key.pem" }), false)).toThrow(/^refusing to listen on 0\.0\.0\.0:1/);
+    expect(() => checkExposure(at("0.0.0.0:1", { tlsKey: "key.pem", tlsClientCa: "ca.pem" }), false)).toThrow(/^refusing to listen on 0\.0\.0\.0:1/);
+  });
+
+  test("metrics on loopback: allowed", () => {
+    for (const metricsListen of ["127.0.0.1:9464", "[::1]:9464", "localhost:0"]) {
+      expect(() => checkExposure(at("127.0.0.1:1", { metricsListen }), false)).not.toThrow();
+    }
+  });
+
+  test.each(["0.0.0.0:9464", ":9464", "[::]:9464", "10.0.0.5:9464"])("metrics on %s are refused, tokens and TLS or not, unless --insecure", (metricsListen) => {
+    const message =
+      `refusing to serve metrics on ${metricsListen}: the metrics endpoint has no authentication (neither tokens nor TLS apply to it), ` +
+      "so anyone who can reach it could read them. Serve it on loopback (e.g. 127.0.0.1:9464) and scrape through a proxy or a sidecar, or pass --insecure if the network is trusted.";
+    expect(() => checkExposure(at("127.0.0.1:1", { metricsListen }), false)).toThrow(message);
+    expect(() => checkExposure(at("0.0.0.0:1", { metricsListen, ...mutualTls }), true)).toThrow(message);
+    expect(() => checkExposure(at("0.0.0.0:1", { metricsListen, insecure: true }), false)).not.toThrow();
   });
 });
 

@@ -1,4 +1,5 @@
-/** Exposure refusal, size and length limits, the default deadline, and the metrics endpoint. */
+/** Exposure refusal (the gRPC port and the metrics port), size and length limits, the default deadline, and the metrics endpoint. */
+import * as fs from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { GrpcStatePersister } from "../../client/src/grpc-persister";
 import { rawCodec } from "../../client/src/codec";
@@ -6,6 +7,7 @@ import { Code } from "../../client/src/errors";
 import { serviceDefinition } from "../../client/src/grpc-definition";
 import { StatePersister } from "../../client/src/gen/burr/state/v1/state_persister_pb";
 import { defaultDeadlineInterceptor } from "../../server/src/grpc/interceptors";
+import { makeCertificates, type Certificates } from "../support/certificates";
 import { rawUnary } from "../support/raw-grpc";
 import { startServerProcess } from "../support/server-process";
 
@@ -13,16 +15,54 @@ const state = (bytes: number) => new Uint8Array(bytes).fill(120);
 const step = (appId: string, bytes = 10) => ({ appId, sequenceId: 0, position: "p", state: state(bytes), status: "completed" as const });
 
 describe("listening beyond loopback", () => {
-  test("is refused with neither TLS nor tokens, saying why", async () => {
-    await expect(startServerProcess(["--store", "sqlite::memory:", "--listen", "0.0.0.0:0"])).rejects.toThrow(/refusing to listen on 0\.0\.0\.0:0 with neither TLS .* nor tokens/);
+  let certs: Certificates;
+  beforeAll(() => {
+    certs = makeCertificates();
+  });
+  afterAll(() => fs.rmSync(certs.dir, { recursive: true, force: true }));
+  const tokens = JSON.stringify({ tokens: [{ name: "t", token: "0123456789abcdefXYZ", partitions: ["*"], access: "read" }] });
+  /** Why the server refused to start (a server that starts is stopped, and fails the test). */
+  const refusal = async (args: string[], env: NodeJS.ProcessEnv = {}) => {
+    const server = await startServerProcess(["--store", "sqlite::memory:", ...args], env).catch((error: Error) => error);
+    if (server instanceof Error) return server.message;
+    await server.stop();
+    throw new Error(`the server started with ${args.join(" ")}`);
+  };
+
+  test("is refused with neither tokens nor client certificates, saying why", async () => {
+    expect(await refusal(["--listen", "0.0.0.0:0"])).toMatch(
+      /refusing to listen on 0\.0\.0\.0:0 with neither tokens \(--auth-file\) nor client certificates \(--tls-client-ca\).*--insecure/,
+    );
   });
 
-  test("is allowed with --insecure or with tokens", async () => {
+  test("TLS alone is not enough: it encrypts, it does not tell who may connect", async () => {
+    expect(await refusal(["--listen", "0.0.0.0:0", "--tls-cert", certs.serverCert, "--tls-key", certs.serverKey])).toMatch(
+      /refusing to listen on 0\.0\.0\.0:0 with neither tokens .* nor client certificates .*TLS alone/,
+    );
+  });
+
+  test("is allowed with --insecure, with tokens, or with mutual TLS", async () => {
     const insecure = await startServerProcess(["--store", "sqlite::memory:", "--listen", "0.0.0.0:0", "--insecure"]);
     await insecure.stop();
-    const tokens = JSON.stringify({ tokens: [{ name: "t", token: "0123456789abcdefXYZ", partitions: ["*"], access: "read" }] });
     const withTokens = await startServerProcess(["--store", "sqlite::memory:", "--listen", "0.0.0.0:0"], { BURR_AUTH_TOKENS: tokens });
     await withTokens.stop();
+    const mutual = await startServerProcess([
+      "--store", "sqlite::memory:", "--listen", "0.0.0.0:0",
+      "--tls-cert", certs.serverCert, "--tls-key", certs.serverKey, "--tls-client-ca", certs.caCert,
+    ]);
+    await mutual.stop();
+  });
+
+  test("metrics (no authentication) beyond loopback are refused unless --insecure, tokens or not", async () => {
+    for (const env of [{}, { BURR_AUTH_TOKENS: tokens }]) {
+      expect(await refusal(["--metrics-listen", "0.0.0.0:0"], env)).toMatch(
+        /refusing to serve metrics on 0\.0\.0\.0:0: the metrics endpoint has no authentication.*--insecure/,
+      );
+    }
+    expect(await refusal(["--metrics-listen", ":0"])).toMatch(/refusing to serve metrics on :0/);
+    const insecure = await startServerProcess(["--store", "sqlite::memory:", "--metrics-listen", "0.0.0.0:0", "--insecure"]);
+    expect(JSON.parse(insecure.logs.find((line) => line.includes('"started"'))!).metricsPort).toBeGreaterThan(0);
+    await insecure.stop();
   });
 });
 
