@@ -4,7 +4,7 @@ import { GuardedPersister } from "@burr-state/stores";
 import { defaultLimits } from "@burr-state/client/protocol";
 import type { TokenAuthority } from "./auth";
 import { parseConfig, usage } from "./config";
-import { jsonLogger as log } from "./log";
+import { flushRepeatedLines, jsonLogger as log } from "./log";
 import { Metrics } from "./metrics";
 import { healthCheck } from "./health-check";
 import { checkExposure, loadAuthority, serverCredentials } from "./security";
@@ -71,6 +71,7 @@ async function main(): Promise<void> {
     log.info("stopping", { signal });
     Promise.all([server.stop(), metricsServer?.close()]).then(
       () => {
+        flushRepeatedLines();
         log.info("stopped", { signal });
         process.exit(0);
       },
