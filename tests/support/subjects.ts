@@ -22,6 +22,8 @@ export interface StoreUnderTest {
   cleanup?(): Promise<void>;
   /** The clients' deadline per call, for a test database slower than any production one (FerretDB). */
   clientDeadlineMs?: number;
+  /** Steps of the conformance suite's bulk delete (Subject.bulkSteps), for a test database too slow for the default. */
+  bulkSteps?: number;
 }
 
 export function inProcess(store: StoreUnderTest): Subject {
@@ -31,6 +33,7 @@ export function inProcess(store: StoreUnderTest): Subject {
     openUninitialized: () => openAt(store.freshUrl()),
     restart: async () => {},
     maxStateBytes: defaultLimits.maxStateBytes,
+    bulkSteps: store.bulkSteps,
     teardown: async () => store.cleanup?.(),
   };
 }
@@ -58,6 +61,7 @@ function throughServer(store: StoreUnderTest, connect: Connect): Subject {
       await start();
     },
     maxStateBytes: defaultLimits.maxStateBytes,
+    bulkSteps: store.bulkSteps,
     teardown: async () => {
       await Promise.all([server, ...extra].map((s) => s?.stop("SIGTERM")));
       await store.cleanup?.();

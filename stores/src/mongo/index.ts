@@ -14,6 +14,13 @@
  * No transactions (FerretDB has none): a save inserts the state first (the truth), then moves
  * its app up in `_apps`. A crash between the two leaves the app listed late (or, after its
  * first save, not yet), never a half-written state.
+ *
+ * Deletes remove states by _id in batches (one deleteMany each), then an app's `_apps` entry
+ * only once no state of it is left, and check again after removing it (a save that landed in
+ * between gets its entry back). A save whose `_apps` write created the entry checks that its
+ * state is still there (a delete may have taken it between the two writes) and otherwise runs
+ * the same removal. So neither order of a save's two writes and a delete's leaves a listed app
+ * without states or a state of an unlisted app (README.md, "Deletes and saves").
  */
 import {
   Binary,
@@ -31,10 +38,10 @@ import {
   type OptionalUnlessRequiredId,
   type Sort,
 } from "mongodb";
-import type { Backend, StoredRow } from "../backend";
+import type { Backend, HistoryBackend, StoredRow } from "../backend";
 import { Code, duplicate, PersisterError, unavailable } from "@burr-state/client/protocol";
 import type { Status } from "@burr-state/client/protocol";
-import type { LoadKey, SaveRow } from "@burr-state/client/protocol";
+import type { LoadKey, PruneRule, SaveRow, StepsKey } from "@burr-state/client/protocol";
 import { checkIdentifier } from "../shared/identifiers";
 import { decodeUrlPart } from "../shared/url";
 
@@ -145,6 +152,15 @@ const maxDocumentBytes = 16 * 1024 * 1024;
 const maxGroup = 1000;
 /** Times a save may find its write_seq taken by another writer before it gives up. */
 const maxCollisions = 8;
+/** A page of steps with states is handed on once it holds this many bytes of them. */
+const stepPageBytes = 16 * 1024 * 1024;
+/**
+ * Rounds of "remove the app entry, check, put it back" before a delete leaves an app to the
+ * writers racing it (each round is a save landing exactly between two of the delete's calls).
+ */
+const maxSettleRounds = 8;
+/** The app_steps index's order: each app's steps together, newest first. */
+const appStepsOrder: Sort = { partition_key: 1, app_id: 1, sequence_id: -1, write_seq: -1 };
 
 /** Server answers that mean "not reachable or not serving right now", not "your request is wrong". */
 const unavailableServerCodes = new Set([
@@ -224,6 +240,9 @@ const refused = (failure: { code: unknown; errmsg?: string }) =>
 const keyOf = (row: SaveRow) => JSON.stringify([row.partitionKey, row.appId, row.sequenceId, row.position]);
 const appKeyOf = (row: SaveRow) => JSON.stringify([row.partitionKey, row.appId]);
 
+/** The state of a row listed without states. */
+const emptyState = new Binary(new Uint8Array(0));
+
 function toStoredRow(doc: StateDocument): StoredRow {
   return {
     partitionKey: doc.partition_key,
@@ -252,7 +271,7 @@ function rejectAll(saves: PendingSave[], error: unknown): void {
   for (const save of saves) save.reject(mapped);
 }
 
-export class MongoBackend implements Backend {
+export class MongoBackend implements Backend, HistoryBackend {
   readonly kind = "mongo";
   private readonly states: Collection<StateDocument>;
   private readonly apps: Collection<AppDocument>;
@@ -260,6 +279,9 @@ export class MongoBackend implements Backend {
   /** Saves waiting for a write_seq; one reservation is in flight at a time. */
   private waiting: PendingSave[] = [];
   private reserving = false;
+  /** Deletes (DeleteApp, DeletePartition) running in this process, and how many ever started. */
+  private deletesRunning = 0;
+  private deletesStarted = 0;
   private connection: Promise<unknown> | null = null;
 
   constructor(
@@ -365,6 +387,10 @@ export class MongoBackend implements Backend {
 
   /** Inserts the group's states, then records their apps; settles every save, never throws. */
   private async store(group: PendingSave[]): Promise<void> {
+    const running = this.deletesRunning > 0;
+    const started = this.deletesStarted;
+    /** Whether a delete of this process ran at any time since the states' insert began. */
+    const deleteOverlapped = () => running || this.deletesRunning > 0 || this.deletesStarted !== started;
     let failures: WriteFailures;
     try {
       failures = await insertEach(this.states, group.map((save) => save.doc));
@@ -380,15 +406,21 @@ export class MongoBackend implements Backend {
       else if (failure.code === duplicateKey) collided.push(save);
       else save.reject(refused(failure));
     });
-    await Promise.all([this.recordApps(stored), this.settleCollisions(collided)]);
+    await Promise.all([this.recordApps(stored, deleteOverlapped), this.settleCollisions(collided)]);
   }
 
   /**
    * Moves each app of the stored states up to its newest write_seq, then answers the saves.
    * Burr's first save of an app is step 0: those apps are inserted (an upsert works too, but
    * FerretDB runs every upsert as a scan of the collection); all others are upserted.
+   * An entry this creates may belong to an app a delete has just emptied, this state included
+   * (recheckCreated). An upsert creates an entry only for an app that had none (deleted, or
+   * its first save not at step 0): those are always checked. A step-0 insert creates one for
+   * every new app: checking each would double the cost of starting an app, so those are
+   * checked when a delete of this process overlapped the save; a delete on another server
+   * racing an app's first save is the one case left (README.md, "Deletes and saves").
    */
-  private async recordApps(stored: PendingSave[]): Promise<void> {
+  private async recordApps(stored: PendingSave[], deleteOverlapped: () => boolean): Promise<void> {
     if (stored.length === 0) return;
     const newest = new Map<string, StateDocument>();
     for (const { row, doc } of stored) {
@@ -408,7 +440,9 @@ export class MongoBackend implements Backend {
         if (failure.code !== duplicateKey) throw refused(failure);
         moved.push(created[index]!);
       }
-      await this.moveAppsUp(moved);
+      const upserted = await this.moveAppsUp(moved);
+      const inserted = deleteOverlapped() ? created.filter((_, index) => !failures.has(index)).map((app) => app._id) : [];
+      await this.recheckCreated([...upserted, ...inserted].map((id) => newest.get(id)!));
     } catch (error) {
       rejectAll(stored, error);
       return;
@@ -416,29 +450,56 @@ export class MongoBackend implements Backend {
     for (const save of stored) save.resolve(save.doc.created_at);
   }
 
-  /** Upserts each app's last write with $max, so a slower writer with an older write_seq never moves it back. */
-  private async moveAppsUp(apps: AppDocument[]): Promise<void> {
+  /**
+   * Apps whose `_apps` entry a save has just created: if a delete took the save's state between
+   * the state's insert and the entry's write, the entry must go again (the save's answer, OK,
+   * stays true: the state was stored, and deleted with its app). One lookup by _id.
+   */
+  private async recheckCreated(docs: StateDocument[]): Promise<void> {
+    if (docs.length === 0) return;
+    const ids = docs.map((doc) => doc._id);
+    const found =
+      ids.length === 1
+        ? await this.states.find({ _id: ids[0]! }, { projection: { _id: 1 } }).toArray()
+        : await this.states.find({ _id: { $in: ids } }, { projection: { _id: 1 } }).toArray();
+    const present = new Set(found.map((doc) => doc._id));
+    for (const doc of docs) if (!present.has(doc._id)) await this.dropAppsIfEmpty(doc.partition_key, [doc.app_id]);
+  }
+
+  /**
+   * Upserts each app's last write with $max, so a slower writer with an older write_seq never
+   * moves it back. Answers the _ids of the entries it created.
+   */
+  private async moveAppsUp(apps: AppDocument[]): Promise<string[]> {
+    const created: string[] = [];
     for (let attempt = 1; apps.length > 0; attempt++) {
       try {
-        await this.apps.bulkWrite(
+        const result = await this.apps.bulkWrite(
           apps.map(({ _id, partition_key, app_id, last_write }) => ({
             updateOne: { filter: { _id }, update: { $max: { last_write }, $setOnInsert: { partition_key, app_id } }, upsert: true },
           })),
           { ordered: false },
         );
-        return;
+        for (const index of Object.keys(result.upsertedIds ?? {})) created.push(apps[Number(index)]!._id);
+        return created;
       } catch (error) {
         // Another writer created one of these apps first (MongoDB retries that itself, FerretDB does not): go again.
         const lost = error instanceof MongoBulkWriteError && attempt < 3 ? duplicatesOnly(error) : null;
         if (!lost) throw error;
+        const failed = new Set(lost);
+        if (error instanceof MongoBulkWriteError) {
+          for (const index of Object.keys(error.result?.upsertedIds ?? {})) if (!failed.has(Number(index))) created.push(apps[Number(index)]!._id);
+        }
         apps = lost.map((index) => apps[index]!);
       }
     }
+    return created;
   }
 
   /**
    * A duplicate key is either the save's own key (ALREADY_EXISTS) or a write_seq that another
-   * writer took (retried with a new one). States are never deleted: a key found now was there.
+   * writer took (retried with a new one). A key not found now was deleted since the insert
+   * failed: the retry then lands after that delete, as a save racing it may.
    */
   private async settleCollisions(collided: PendingSave[]): Promise<void> {
     if (collided.length === 0) return;
@@ -519,6 +580,197 @@ export class MongoBackend implements Backend {
       // Closing fails when the connection is gone; the error that matters was already thrown.
       await cursor.close().catch(() => {});
     }
+  }
+
+  /**
+   * Keyset pages through the app_steps index: each page is one query starting right after the
+   * last step of the page before (its sequence_id and write_seq), so saves and deletes meanwhile
+   * never shift a page. Without includeState the state is projected out on the server.
+   */
+  async *stepPages(key: StepsKey, pageSize: number): AsyncIterable<StoredRow[]> {
+    await this.connect();
+    const app = { partition_key: key.partitionKey, app_id: key.appId };
+    const projection = key.includeState ? { _id: 0 } : { _id: 0, state: 0 };
+    let left = key.limit ?? Number.POSITIVE_INFINITY;
+    let after: { sequence: Int64; write: Int64 } | null = null;
+    while (left > 0) {
+      const count = Math.min(pageSize, left);
+      const filter: Filter<StateDocument> =
+        after !== null
+          ? { ...app, sequence_id: { $lte: after.sequence }, $or: [{ sequence_id: { $lt: after.sequence } }, { write_seq: { $lt: after.write } }] }
+          : key.beforeSequenceId !== null
+            ? { ...app, sequence_id: { $lt: toInt64(key.beforeSequenceId) } }
+            : app;
+      const cursor = this.states.find(filter, { sort: { sequence_id: -1, write_seq: -1 }, projection, limit: count, batchSize: count });
+      let seen = 0;
+      try {
+        let page: StoredRow[] = [];
+        let bytes = 0;
+        for (let doc = await mapErrors(cursor.next()); doc !== null; doc = await mapErrors(cursor.next())) {
+          seen++;
+          after = { sequence: toInt64(fromInt64(doc.sequence_id)), write: toInt64(fromInt64(doc.write_seq)) };
+          const row = toStoredRow(doc.state ? doc : { ...doc, state: emptyState });
+          page.push(row);
+          bytes += row.state.byteLength;
+          if (bytes >= stepPageBytes) {
+            yield page;
+            page = [];
+            bytes = 0;
+          }
+        }
+        if (page.length > 0) yield page;
+      } finally {
+        await cursor.close().catch(() => {});
+      }
+      left -= seen;
+      if (seen < count) return;
+    }
+  }
+
+  /**
+   * Deletes the states matching the filter, reading their _ids through one cursor (batch size
+   * = batchSize) and removing each batch with one deleteMany by _id. States saved after the
+   * cursor passed their place may stay: those saves landed after the delete.
+   */
+  private async deleteStates(filter: Filter<StateDocument>, batchSize: number, keep?: (doc: StateDocument) => boolean, sort?: Sort): Promise<number> {
+    const cursor = this.states.find(filter, {
+      projection: keep ? { _id: 1, partition_key: 1, app_id: 1, created_at: 1 } : { _id: 1 },
+      batchSize,
+      ...(sort ? { sort } : {}),
+    });
+    let deleted = 0;
+    let batch: string[] = [];
+    const flush = async () => {
+      const ids = batch;
+      batch = [];
+      if (ids.length > 0) deleted += (await mapErrors(this.states.deleteMany({ _id: { $in: ids } }))).deletedCount;
+    };
+    try {
+      for (let doc = await mapErrors(cursor.next()); doc !== null; doc = await mapErrors(cursor.next())) {
+        if (keep?.(doc)) continue;
+        batch.push(doc._id);
+        if (batch.length >= batchSize) await flush();
+      }
+      await flush();
+    } finally {
+      await cursor.close().catch(() => {});
+    }
+    return deleted;
+  }
+
+  /** The app ids (of those given) that have a state in the partition. */
+  private async appsWithStates(partitionKey: string, appIds: string[]): Promise<Set<string>> {
+    if (appIds.length === 1) {
+      const doc = await mapErrors(this.states.findOne({ partition_key: partitionKey, app_id: appIds[0]! }, { projection: { _id: 0, app_id: 1 } }));
+      return new Set(doc ? [doc.app_id] : []);
+    }
+    return new Set(await mapErrors(this.states.distinct("app_id", { partition_key: partitionKey, app_id: { $in: appIds } })));
+  }
+
+  /**
+   * Removes the `_apps` entries of the apps that have no state left, then checks those apps
+   * again: a save that landed meanwhile (its state after our check, its entry before our
+   * removal) gets its entry back. Answers how many entries it removed.
+   */
+  private async dropAppsIfEmpty(partitionKey: string, appIds: string[]): Promise<number> {
+    let removed = 0;
+    let pending = appIds;
+    for (let round = 0; round < maxSettleRounds && pending.length > 0; round++) {
+      const busy = await this.appsWithStates(partitionKey, pending);
+      const empty = pending.filter((appId) => !busy.has(appId));
+      if (empty.length === 0) break;
+      const ids = empty.map((appId) => JSON.stringify([partitionKey, appId]));
+      removed += (await mapErrors(this.apps.deleteMany({ _id: { $in: ids } }))).deletedCount;
+      const late = await this.appsWithStates(partitionKey, empty);
+      if (late.size === 0) break;
+      const restored: AppDocument[] = [];
+      for (const appId of late) {
+        // The app's latest step (app_steps index); its save moves the entry further up with $max
+        // if it writes the entry after this.
+        const newest = await mapErrors(
+          this.states.findOne({ partition_key: partitionKey, app_id: appId }, { sort: { sequence_id: -1, write_seq: -1 }, projection: { _id: 0, write_seq: 1 } }),
+        );
+        if (newest) restored.push({ _id: JSON.stringify([partitionKey, appId]), partition_key: partitionKey, app_id: appId, last_write: newest.write_seq });
+      }
+      await mapErrors(this.moveAppsUp(restored));
+      removed = Math.max(0, removed - restored.length);
+      // Their states may be gone again by now (another delete): the next round looks.
+      pending = restored.map((app) => app.app_id);
+    }
+    return removed;
+  }
+
+  /** Runs a delete, known to this process's saves while it runs (recordApps). */
+  private async deleting<T>(work: () => Promise<T>): Promise<T> {
+    this.deletesRunning++;
+    this.deletesStarted++;
+    try {
+      await this.connect();
+      return await work();
+    } finally {
+      this.deletesRunning--;
+    }
+  }
+
+  deleteApp(partitionKey: string, appId: string, batchSize: number): Promise<number> {
+    return this.deleting(async () => {
+      const deleted = await this.deleteStates({ partition_key: partitionKey, app_id: appId }, batchSize);
+      await this.dropAppsIfEmpty(partitionKey, [appId]);
+      return deleted;
+    });
+  }
+
+  deletePartition(partitionKey: string, batchSize: number): Promise<{ stepsDeleted: number; appsDeleted: number }> {
+    return this.deleting(() => this.deletePartitionNow(partitionKey, batchSize));
+  }
+
+  private async deletePartitionNow(partitionKey: string, batchSize: number): Promise<{ stepsDeleted: number; appsDeleted: number }> {
+    const stepsDeleted = await this.deleteStates({ partition_key: partitionKey }, batchSize);
+    let appsDeleted = 0;
+    const cursor = this.apps.find({ partition_key: partitionKey }, { projection: { _id: 0, app_id: 1 }, batchSize });
+    try {
+      let batch: string[] = [];
+      for (let doc = await mapErrors(cursor.next()); doc !== null; doc = await mapErrors(cursor.next())) {
+        batch.push(doc.app_id);
+        if (batch.length >= batchSize) {
+          appsDeleted += await this.dropAppsIfEmpty(partitionKey, batch);
+          batch = [];
+        }
+      }
+      if (batch.length > 0) appsDeleted += await this.dropAppsIfEmpty(partitionKey, batch);
+    } finally {
+      await cursor.close().catch(() => {});
+    }
+    return { stepsDeleted, appsDeleted };
+  }
+
+  /**
+   * One cursor over the app_steps index in its own order (each app's steps together, newest
+   * first), for one app, one partition or the whole collection: the first max(keepLast, 1) steps
+   * of each app are kept, so its highest step always is, and of the rest those created before
+   * olderThan (all of them without that rule) are deleted in batches by _id. Apps stay listed:
+   * each keeps at least its highest step.
+   */
+  async prune(rule: PruneRule, batchSize: number): Promise<number> {
+    await this.connect();
+    const keep = Math.max(rule.keepLast ?? 1, 1);
+    const cut = rule.olderThan;
+    const filter: Filter<StateDocument> =
+      rule.partitionKey === null ? {} : rule.appId === null ? { partition_key: rule.partitionKey } : { partition_key: rule.partitionKey, app_id: rule.appId };
+    let current: { partition: string; app: string } | null = null;
+    let rank = 0;
+    return this.deleteStates(
+      filter,
+      batchSize,
+      (doc) => {
+        if (current === null || current.partition !== doc.partition_key || current.app !== doc.app_id) {
+          current = { partition: doc.partition_key, app: doc.app_id };
+          rank = 0;
+        }
+        return rank++ < keep || (cut !== null && !(doc.created_at < cut));
+      },
+      appStepsOrder,
+    );
   }
 
   async close(): Promise<void> {

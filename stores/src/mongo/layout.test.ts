@@ -3,15 +3,16 @@
  * binary with exactly the saved bytes, a write order that follows the saves, and an index for
  * every query.
  */
-import { Binary, Long, MongoClient, type Db } from "mongodb";
+import { Binary, Long, MongoClient, type CommandStartedEvent, type Db, type Document } from "mongodb";
 import { Code, PersisterError } from "@burr-state/client/protocol";
 import { GuardedPersister } from "../guard";
 import type { SaveInput } from "@burr-state/client/protocol";
 import { defaultLimits } from "@burr-state/client/protocol";
-import { openMongo, parseMongoUrl } from "./index";
+import { MongoBackend, mongoClientOptions, openMongo, parseMongoUrl } from "./index";
 import { dropStores, mongoUrl, sharedStoreUrl, uniqueCollection, withCollection } from "./testing";
 
 const collection = uniqueCollection("layout");
+const historyCollection = uniqueCollection("history");
 let raw: MongoClient;
 let db: Db;
 let store: GuardedPersister;
@@ -27,7 +28,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await store?.close();
   await raw?.close();
-  await dropStores([collection]);
+  await dropStores([collection, historyCollection]);
 });
 
 const save = (appId: string, sequenceId: number, state: Buffer, position = "act"): SaveInput<Uint8Array> => ({
@@ -104,5 +105,164 @@ describe("mongo documents and indexes", () => {
     });
     expect(beside.status).toBe("fulfilled");
     expect((await store.load({ partitionKey: "layout", appId: "beside" }))?.sequenceId).toBe(0);
+  });
+});
+
+/** A store whose driver reports every command it sends, on a collection of its own. */
+async function monitoredStore(name: string): Promise<{ backend: MongoBackend; store: GuardedPersister; commands: CommandStartedEvent[] }> {
+  const options = parseMongoUrl(withCollection(sharedStoreUrl, name));
+  const client = new MongoClient(options.driverUrl, { ...mongoClientOptions(options.driverUrl), monitorCommands: true });
+  const commands: CommandStartedEvent[] = [];
+  client.on("commandStarted", (event) => commands.push(event));
+  const backend = new MongoBackend(client, options);
+  const store = new GuardedPersister(backend);
+  await store.initialize();
+  return { backend, store, commands };
+}
+
+type IndexKey = Record<string, 1 | -1>;
+
+/**
+ * The index that serves a query, by the rules MongoDB's planner follows for a plan without a
+ * blocking sort or a collection scan: the filter's equality (and $in) fields are the index's
+ * first fields, the sort (less the fields bound by an equality) follows on the next ones (all in
+ * the index's directions or all reversed),
+ * and the fields of ranges and $or clauses are in the index. null if none does.
+ */
+function servingIndex(filter: Document, sort: Document, indexes: Array<{ name: string; key: IndexKey }>): string | null {
+  const isOperator = (value: unknown) => value !== null && typeof value === "object" && !Array.isArray(value) && !(value instanceof Long);
+  const points = Object.entries(filter).filter(([field, value]) => !field.startsWith("$") && (!isOperator(value) || "$in" in (value as Document)));
+  const ranges = Object.entries(filter).filter(([field, value]) => !field.startsWith("$") && isOperator(value) && !("$in" in (value as Document)));
+  const orFields = ((filter.$or as Document[] | undefined) ?? []).flatMap((clause) => Object.keys(clause));
+  // A sort field bound by an equality orders nothing.
+  const sortFields = Object.entries(sort).filter(([field]) => !points.some(([point]) => point === field));
+  for (const { name, key } of indexes) {
+    const fields = Object.entries(key);
+    const prefix = new Set(fields.slice(0, points.length).map(([field]) => field));
+    if (!points.every(([field]) => prefix.has(field))) continue;
+    const rest = fields.slice(points.length).filter(([field]) => !(field in filter) || ranges.some(([range]) => range === field));
+    const sortable =
+      sortFields.length === 0 ||
+      [1, -1].some((flip) => sortFields.every(([field, direction], i) => rest[i]?.[0] === field && rest[i]![1] * flip === direction));
+    const covered = [...ranges.map(([field]) => field), ...orFields].every((field) => field in key);
+    if (sortable && covered) return name;
+  }
+  return null;
+}
+
+/** A sort as a plain object (the driver sends it as a Map, which keeps the order of its fields). */
+const sortOf = (sort: unknown): Document => (sort instanceof Map ? Object.fromEntries(sort) : ((sort as Document | undefined) ?? {}));
+
+/** The filter and sort of every query a command runs, with the collection it names. */
+function queriesOf(event: CommandStartedEvent): Array<{ collection: string; filter: Document; sort: Document; what: string }> {
+  const command = event.command;
+  switch (event.commandName) {
+    case "find":
+      return [{ collection: command.find, filter: command.filter ?? {}, sort: sortOf(command.sort), what: "find" }];
+    case "distinct":
+      return [{ collection: command.distinct, filter: command.query ?? {}, sort: {}, what: "distinct" }];
+    case "delete":
+      return (command.deletes as Document[]).map((op) => ({ collection: command.delete, filter: op.q, sort: {}, what: "delete" }));
+    case "update":
+      return (command.updates as Document[]).map((op) => ({ collection: command.update, filter: op.q, sort: {}, what: "update" }));
+    case "findAndModify":
+      return [{ collection: command.findAndModify, filter: command.query, sort: sortOf(command.sort), what: "findAndModify" }];
+    default:
+      return [];
+  }
+}
+
+describe("mongo history, deletes and retention", () => {
+  test("every query of ListSteps, the deletes and Prune is served by an index (equalities, then the sort), deletes go by _id in batches", async () => {
+    const { backend, store, commands } = await monitoredStore(historyCollection);
+    try {
+      for (let i = 0; i < 5; i++) await store.save(save("a", i, Buffer.from(`a${i}`)));
+      await store.save(save("a", 2, Buffer.from("a2 again"), "again"));
+      for (let i = 0; i < 3; i++) await store.save(save("b", i, Buffer.from(`b${i}`)));
+      await store.save({ ...save("c", 0, Buffer.from("c0")), partitionKey: "other" });
+      commands.length = 0;
+
+      const pages: string[][] = [];
+      const key = { partitionKey: "layout", appId: "a", beforeSequenceId: null, limit: null, includeState: false };
+      for await (const page of backend.stepPages(key, 2)) pages.push(page.map((row) => `${row.sequenceId}:${row.position}`));
+      expect(pages).toEqual([["4:act", "3:act"], ["2:again", "2:act"], ["1:act", "0:act"]]);
+      for await (const page of backend.stepPages({ ...key, beforeSequenceId: 3, limit: 2, includeState: true }, 10)) {
+        expect(page.map((row) => Buffer.from(row.state).toString())).toEqual(["a2 again", "a2"]);
+      }
+      expect(await backend.prune({ partitionKey: "layout", appId: "a", keepLast: 3, olderThan: null }, 1000)).toBe(3);
+      expect(await backend.prune({ partitionKey: null, appId: null, keepLast: null, olderThan: new Date(Date.now() + 60_000) }, 1000)).toBe(4);
+      expect(await backend.deleteApp("layout", "a", 2)).toBe(1);
+      await store.save(save("b", 3, Buffer.from("b3")));
+      await store.save(save("d", 0, Buffer.from("d0")));
+      expect(await backend.deletePartition("layout", 2)).toEqual({ stepsDeleted: 3, appsDeleted: 2 });
+      expect(await store.listAppIds("layout")).toEqual([]);
+      expect(await store.listAppIds("other")).toEqual(["c"]);
+
+      const indexes = async (name: string) => (await db.collection(name).listIndexes().toArray()).map((index) => ({ name: index.name as string, key: index.key as IndexKey }));
+      const served = { [historyCollection]: await indexes(historyCollection), [`${historyCollection}_apps`]: await indexes(`${historyCollection}_apps`) };
+      const queries = commands.flatMap(queriesOf).filter((query) => query.collection in served);
+      expect(queries.length).toBeGreaterThan(10);
+      const plans = queries.map((query) => ({ ...query, index: servingIndex(query.filter, query.sort, served[query.collection]!) }));
+      expect(plans.some((plan) => plan.what === "distinct")).toBe(true);
+      expect(plans.filter((plan) => plan.index === null)).toEqual([]);
+      // Deletes of states name their _ids, at most a batch of them.
+      const stateDeletes = plans.filter((plan) => plan.what === "delete" && plan.collection === historyCollection);
+      expect(stateDeletes.length).toBeGreaterThan(0);
+      for (const plan of stateDeletes) expect(Object.keys(plan.filter)).toEqual(["_id"]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("a save whose state a DeleteApp took before the save wrote its app entry leaves the app unlisted (upsert and step-0 insert)", async () => {
+    const { backend, store } = await monitoredStore(historyCollection);
+    // The collections the store writes through, to run the delete between the save's two writes.
+    const apps = (backend as unknown as { apps: { bulkWrite: (...args: unknown[]) => Promise<unknown>; insertMany: (...args: unknown[]) => Promise<unknown> } }).apps;
+    const deleteBefore = (method: "bulkWrite" | "insertMany", appId: string) => {
+      const original = apps[method];
+      apps[method] = async (...args: unknown[]) => {
+        apps[method] = original;
+        expect(await backend.deleteApp("race", appId, 1000)).toBeGreaterThan(0);
+        return original.apply(apps, args);
+      };
+    };
+    try {
+      const row = (appId: string, sequenceId: number) => ({ ...save(appId, sequenceId, Buffer.from("{}")), partitionKey: "race" });
+      for (let i = 0; i < 3; i++) await store.save(row("moved", i));
+      deleteBefore("bulkWrite", "moved");
+      await store.save(row("moved", 3)); // answered OK: stored, then deleted with its app
+      deleteBefore("insertMany", "fresh");
+      await store.save(row("fresh", 0));
+      expect(await store.listAppIds("race")).toEqual([]);
+      expect(await store.load({ partitionKey: "race" })).toBeNull();
+      expect(await db.collection(`${historyCollection}_apps`).countDocuments({ partition_key: "race" })).toBe(0);
+      // Both can be saved again, and are listed.
+      await store.save(row("moved", 3));
+      await store.save(row("fresh", 0));
+      expect((await store.listAppIds("race")).sort()).toEqual(["fresh", "moved"]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  test("a save landing between a delete's check and its removal of the app entry gets the entry back", async () => {
+    const { backend, store } = await monitoredStore(historyCollection);
+    const apps = (backend as unknown as { apps: { deleteMany: (...args: unknown[]) => Promise<unknown> } }).apps;
+    try {
+      const row = (sequenceId: number) => ({ ...save("app", sequenceId, Buffer.from("{}")), partitionKey: "late" });
+      for (let i = 0; i < 3; i++) await store.save(row(i));
+      const original = apps.deleteMany;
+      apps.deleteMany = async (...args: unknown[]) => {
+        apps.deleteMany = original;
+        // The delete found no state: now a save lands entirely (state, then its entry) before the removal.
+        await store.save(row(7));
+        return original.apply(apps, args);
+      };
+      expect(await backend.deleteApp("late", "app", 1000)).toBe(3);
+      expect(await store.listAppIds("late")).toEqual(["app"]);
+      expect((await store.load({ partitionKey: "late" }))?.sequenceId).toBe(7);
+    } finally {
+      await store.close();
+    }
   });
 });
