@@ -44,19 +44,10 @@ async function main(): Promise<void> {
     keepaliveMs: config.keepaliveMs,
     defaultDeadlineMs: config.defaultDeadlineMs,
     shutdownGraceMs: config.shutdownGraceMs,
+    maxConnections: config.maxConnections,
+    connectionIdleMs: config.connectionIdleMs,
+    maxInflightBytes: config.maxInflightBytes,
   });
-  const host = config.listen.slice(0, config.listen.lastIndexOf(":"));
-  log.info("started", {
-    listen: `${host}:${server.port}`,
-    port: server.port,
-    store: redactUrl(config.store),
-    backend: backend.kind,
-    tls: config.tlsClientCa ? "mutual" : config.tlsCert ? "server" : "off",
-    tokens: authority?.grants.length ?? 0,
-    metricsPort: metricsServer?.port,
-    pid: process.pid,
-  });
-
   process.on("SIGHUP", () => {
     if (!config.authFile) return log.info("reload_skipped", { reason: "no --auth-file" });
     try {
@@ -83,6 +74,19 @@ async function main(): Promise<void> {
   };
   process.once("SIGINT", () => stop("SIGINT"));
   process.once("SIGTERM", () => stop("SIGTERM"));
+  // Logged once the signal handlers are in place: a supervisor may send SIGTERM as soon as it reads this line.
+  const host = config.listen.slice(0, config.listen.lastIndexOf(":"));
+  log.info("started", {
+    listen: `${host}:${server.port}`,
+    port: server.port,
+    store: redactUrl(config.store),
+    backend: backend.kind,
+    tls: config.tlsClientCa ? "mutual" : config.tlsCert ? "server" : "off",
+    tokens: authority?.grants.length ?? 0,
+    metricsPort: metricsServer?.port,
+    maxConnections: server.maxConnections,
+    pid: process.pid,
+  });
 }
 
 if (process.argv[2] === "health") {

@@ -4,10 +4,12 @@ import type { GuardedPersister } from "@burr-state/stores";
 import { file_burr_state_v1_state_persister, StatePersister } from "@burr-state/client/gen/burr/state/v1/state_persister_pb";
 import { file_grpc_health_v1_health } from "@burr-state/client/gen/grpc/health/v1/health_pb";
 import type { TokenAuthority } from "./auth";
+import { ConnectionGate } from "./connections";
 import { HealthService } from "./grpc/health";
 import { authInterceptor, defaultDeadlineInterceptor, metricsInterceptor } from "./grpc/interceptors";
 import { addReflection } from "./grpc/reflection";
 import { stateService } from "./grpc/state-service";
+import { InflightBudget } from "./inflight";
 import type { Logger } from "./log";
 import type { Metrics } from "./metrics";
 
@@ -26,20 +28,39 @@ export interface ServerOptions {
   defaultDeadlineMs?: number;
   /** How long open streams may run on after a stop is asked before they are cancelled. */
   shutdownGraceMs?: number;
+  /** Open client connections at most (see connections.ts). */
+  maxConnections?: number;
+  /** Connections that send no call this long after opening are closed. */
+  connectionIdleMs?: number;
+  /** Request bytes held server-wide at most (see inflight.ts). */
+  maxInflightBytes?: number;
 }
 
 export interface RunningServer {
   /** The port bound (useful with port 0). */
   port: number;
+  /** The connection limit in force (--max-connections, lowered to fit the descriptor limit). */
+  maxConnections: number;
   /** Stops accepting calls, lets in-flight ones finish, closes the store. */
   stop(): Promise<void>;
 }
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const gate = new ConnectionGate({
+    listen: options.listen,
+    credentials: options.credentials ?? grpc.ServerCredentials.createInsecure(),
+    maxConnections: options.maxConnections ?? 1000,
+    idleMs: options.connectionIdleMs ?? 10_000,
+    log: options.log,
+  });
+  const budget = new InflightBudget({ limit: options.maxInflightBytes ?? Math.max(128 * 1024 * 1024, options.maxMessageBytes), maxMessageBytes: options.maxMessageBytes, log: options.log });
   const interceptors = [
     ...(options.metrics ? [metricsInterceptor(options.metrics)] : []),
+    gate.interceptor,
     authInterceptor(options.authority ?? (() => null)),
     defaultDeadlineInterceptor(options.defaultDeadlineMs ?? 30_000),
+    // Last: it refuses calls past the byte budget, and its answers must pass the others.
+    budget.interceptor,
   ];
   const keepaliveMs = options.keepaliveMs ?? 60_000;
   const server = new grpc.Server({
@@ -51,6 +72,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     "grpc.keepalive_timeout_ms": 20_000,
     // Clients may ping this often (the grpc-js client default is 5 min); faster pings are abuse.
     "grpc.http2.min_ping_interval_without_data_ms": 10_000,
+    // Connections whose calls have all ended are asked to go (GOAWAY; clients reconnect when needed).
+    "grpc.max_connection_idle_ms": 5 * 60_000,
   });
   const service = stateService(options.persister, options.log, options.metrics && ((path, code, seconds) => options.metrics!.observeCall(path, code, seconds)));
   server.addService(service.definition, service.implementation);
@@ -58,19 +81,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   server.addService(health.definition, health.implementation);
   addReflection(server, [file_burr_state_v1_state_persister, file_grpc_health_v1_health]);
 
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(options.listen, options.credentials ?? grpc.ServerCredentials.createInsecure(), (error, bound) =>
-      error ? reject(error) : resolve(bound),
-    ),
-  );
+  // Our own listeners feed connections to grpc-js: they count them, close silent ones, and end them all at stop.
+  const port = await gate.listen(server);
 
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
       health.shuttingDown();
       service.drain(options.shutdownGraceMs ?? 5000);
+      // No new connections; connections that never sent a call have nothing to finish.
+      gate.stopAccepting();
       await new Promise<void>((resolve) => {
-        const force = setTimeout(() => server.forceShutdown(), options.shutdownGraceMs ?? 5000);
+        // When the grace period ends, whatever is left is cut: grpc-js's own shutdown waits for
+        // clients that never read or never close, so their sockets are destroyed here.
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          void gate.destroyAll().then(resolve);
+        }, options.shutdownGraceMs ?? 5000);
         server.tryShutdown(() => {
           clearTimeout(force);
           resolve();
@@ -78,5 +105,5 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       });
       await options.persister.close();
     })());
-  return { port, stop };
+  return { port, maxConnections: gate.maxConnections, stop };
 }
