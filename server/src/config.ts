@@ -18,6 +18,8 @@ const settings = {
   "keepalive-ms": { env: "BURR_KEEPALIVE_MS", kind: "integer", default: 60_000, help: "ping idle connections this often; drop them when a ping goes unanswered for 20 s" },
   "default-deadline-ms": { env: "BURR_DEFAULT_DEADLINE_MS", kind: "integer", default: 30_000, help: "deadline of calls that come without one" },
   "shutdown-grace-ms": { env: "BURR_SHUTDOWN_GRACE_MS", kind: "integer", default: 5000, help: "on SIGTERM, how long open streams may run before they are cancelled" },
+  "store-start-timeout-ms": { env: "BURR_STORE_START_TIMEOUT_MS", kind: "integer", default: 10_000, help: "at start, how long to retry a store that cannot be reached before exiting non-zero" },
+  "store-probe-interval-ms": { env: "BURR_STORE_PROBE_INTERVAL_MS", kind: "integer", default: 2000, help: "how often the store is probed; health is NOT_SERVING while it cannot be reached" },
   "tls-cert": { env: "BURR_TLS_CERT", kind: "string", default: "", help: "PEM certificate chain: serve TLS" },
   "tls-key": { env: "BURR_TLS_KEY", kind: "string", default: "", help: "PEM private key of --tls-cert" },
   "tls-client-ca": { env: "BURR_TLS_CLIENT_CA", kind: "string", default: "", help: "PEM CA bundle: require client certificates signed by it (mutual TLS)" },

@@ -9,7 +9,9 @@ import { Metrics } from "./metrics";
 import { healthCheck } from "./health-check";
 import { checkExposure, loadAuthority, serverCredentials } from "./security";
 import { startServer } from "./server";
-import { openBackend, redactUrl } from "@burr-state/stores";
+import { redactUrl } from "@burr-state/stores";
+import { storeReachability } from "./grpc/health";
+import { openReachableStore, StoreMonitor } from "./store-monitor";
 
 /** Room in a message for everything but the state (ids, position, framing). */
 const envelopeBytes = 16 * 1024;
@@ -24,8 +26,10 @@ async function main(): Promise<void> {
   checkExposure(config, authority !== null);
   const credentials = serverCredentials(config);
 
-  const backend = await openBackend(config.store);
-  const persister = new GuardedPersister(backend, {
+  // Not started on a store it cannot reach: retried up to --store-start-timeout-ms, then exit 1.
+  const backend = await openReachableStore(config.store, config.storeStartTimeoutMs, log);
+  const monitor = new StoreMonitor(backend, { intervalMs: config.storeProbeIntervalMs, reachability: storeReachability, log });
+  const persister = new GuardedPersister(monitor.backend, {
     limits: { ...defaultLimits, maxKeyBytes: config.maxKeyBytes, maxStateBytes: Math.max(0, config.maxMessageBytes - envelopeBytes) },
   });
   if (config.init) await persister.initialize();
@@ -48,6 +52,7 @@ async function main(): Promise<void> {
     connectionIdleMs: config.connectionIdleMs,
     maxInflightBytes: config.maxInflightBytes,
   });
+  monitor.start();
   process.on("SIGHUP", () => {
     if (!config.authFile) return log.info("reload_skipped", { reason: "no --auth-file" });
     try {
@@ -60,6 +65,7 @@ async function main(): Promise<void> {
   });
   const stop = (signal: string) => {
     log.info("stopping", { signal });
+    monitor.stop();
     Promise.all([server.stop(), metricsServer?.close()]).then(
       () => {
         flushRepeatedLines();

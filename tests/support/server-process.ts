@@ -27,6 +27,9 @@ export interface ProcessOptions {
   env?: NodeJS.ProcessEnv;
   /** Write a V8 CPU profile of the child into this directory when it exits. */
   cpuProfDir?: string;
+  /** Run the child as this user and group (the test runs as root). */
+  uid?: number;
+  gid?: number;
 }
 
 /** The real server on a free loopback port, with these extra arguments. */
@@ -42,6 +45,8 @@ export async function startProcess(script: string, args: string[], options: Proc
     cwd: repoRoot,
     env: { ...process.env, ...options.env },
     stdio: ["ignore", "inherit", "pipe"],
+    uid: options.uid,
+    gid: options.gid,
   });
   const logs: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));

@@ -32,6 +32,7 @@ import {
   MongoServerError,
   MongoServerSelectionError,
   type Collection,
+  type Db,
   type Document,
   type Filter,
   type MongoClientOptions,
@@ -276,6 +277,7 @@ export class MongoBackend implements Backend, HistoryBackend {
   private readonly states: Collection<StateDocument>;
   private readonly apps: Collection<AppDocument>;
   private readonly meta: Collection<MetaDocument>;
+  private readonly db: Db;
   /** Saves waiting for a write_seq; one reservation is in flight at a time. */
   private waiting: PendingSave[] = [];
   private reserving = false;
@@ -289,6 +291,7 @@ export class MongoBackend implements Backend, HistoryBackend {
     options: Pick<MongoOptions, "database" | "collection">,
   ) {
     const db = client.db(options.database);
+    this.db = db;
     this.states = db.collection(options.collection);
     this.apps = db.collection(`${options.collection}_apps`);
     this.meta = db.collection(`${options.collection}_meta`);
@@ -771,6 +774,17 @@ export class MongoBackend implements Backend, HistoryBackend {
       },
       appStepsOrder,
     );
+  }
+
+  /** The ping command (after connecting): fails after server selection (3 s) while no server answers. */
+  async probe(): Promise<void> {
+    try {
+      await this.connect();
+      await mapErrors(this.db.command({ ping: 1 }));
+    } catch (error) {
+      if (error instanceof PersisterError && error.code === Code.UNAVAILABLE) throw error;
+      throw unavailable("MongoDB", error);
+    }
   }
 
   async close(): Promise<void> {

@@ -13,7 +13,7 @@
  */
 import { DatabaseError, Pool, type PoolConfig } from "pg";
 import type { Backend, StoredRow } from "../backend";
-import { duplicate, notInitialized, PersisterError, unavailable } from "@burr-state/client/protocol";
+import { Code, duplicate, notInitialized, PersisterError, unavailable } from "@burr-state/client/protocol";
 import type { Status } from "@burr-state/client/protocol";
 import type { LoadKey, SaveRow } from "@burr-state/client/protocol";
 import { Batcher } from "../shared/batcher";
@@ -293,6 +293,16 @@ export class PostgresBackend implements Backend {
       if (rows.length > 0) yield rows.map((row) => row.app_id);
       after = rows.length === pageSize ? rows[rows.length - 1]!.last_write : null;
     } while (after !== null);
+  }
+
+  /** One round trip on a pooled connection: a refused connection, a wrong password or a database that does not answer fails it. */
+  async probe(): Promise<void> {
+    try {
+      await this.query({ text: "SELECT 1" }, []);
+    } catch (error) {
+      if (error instanceof PersisterError && error.code === Code.UNAVAILABLE) throw error;
+      throw unavailable(`PostgreSQL at ${this.options.target}`, withMessage(error as Error));
+    }
   }
 
   /** Saves already accepted are written before the pool goes away. */

@@ -1,14 +1,17 @@
 /**
  * The server on a PostgreSQL that goes away: calls answer UNAVAILABLE (naming PostgreSQL and the
- * cause) well within their deadline, the process survives its broken connections, and once the
- * database is back the same process serves again with no restart.
+ * cause) well within their deadline, the process survives its broken connections, health says
+ * NOT_SERVING meanwhile, and once the database is back the same process serves again with no
+ * restart. A server does not start on a database it cannot reach: it waits up to
+ * --store-start-timeout-ms, then exits non-zero saying why.
  */
 import { rawCodec } from "@burr-state/client/protocol";
 import { Code, PersisterError } from "@burr-state/client/protocol";
 import type { SaveInput } from "@burr-state/client/protocol";
 import { GrpcStatePersister } from "@burr-state/client";
-import { startPrivatePostgres, withParams, type PrivatePostgres } from "./testing";
-import { startServerProcess, type ServerProcess } from "../../../tests/support/server-process";
+import { postgresUrl, startPrivatePostgres, withParams, type PrivatePostgres } from "./testing";
+import { ChildExited, parseLine, startServerProcess, type ServerProcess } from "../../../tests/support/server-process";
+import { checkHealth, ServingStatus, watchHealth } from "../../../tests/support/health";
 
 const deadlineMs = 10_000;
 let db: PrivatePostgres;
@@ -83,16 +86,102 @@ test("a stopped database: every call answers UNAVAILABLE at once, the server sta
   await expectUnavailable(() => client.isInitialized(), 3000, refused);
   expect(alive(server)).toBe(true);
 
-  // A server started while the database is down starts, and answers the same way.
-  const late = await serve([]);
-  await expectUnavailable(() => late.client.load({ partitionKey: "outage", appId: "app" }), 3000, refused);
-
   await db.start();
   await client.save(step(1));
   expect((await client.load({ partitionKey: "outage", appId: "app" }))?.sequenceId).toBe(1);
   expect(await client.listAppIds("outage")).toEqual(["app"]);
-  expect((await late.client.load({ partitionKey: "outage", appId: "app" }))?.sequenceId).toBe(1);
-  expect(alive(server) && alive(late.server)).toBe(true);
+  expect(alive(server)).toBe(true);
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test("health follows the database: NOT_SERVING while it is stopped, SERVING again once it is back (watchers told)", async () => {
+  const { server, client } = await serve([]);
+  const health = watchHealth(server.address);
+  const persister = watchHealth(server.address, "burr.state.v1.StatePersister");
+  let down = false;
+  try {
+    await health.until(ServingStatus.SERVING, 5000);
+    const from = health.seen.length - 1;
+    await db.stop();
+    down = true;
+    const stopped = Date.now();
+    // The periodic probe (every 2 s by default) notices without any call.
+    await health.until(ServingStatus.NOT_SERVING, 8000);
+    await persister.until(ServingStatus.NOT_SERVING, 1000);
+    expect(Date.now() - stopped).toBeLessThan(8000);
+    expect(await checkHealth(server.address)).toBe(ServingStatus.NOT_SERVING);
+    expect(server.logs.map(parseLine).find((event) => event?.event === "store_unavailable")?.cause).toMatch(/PostgreSQL.*(ECONNREFUSED|connect|terminat)/i);
+    await expectUnavailable(() => client.load({ partitionKey: "outage", appId: "app" }), 3000, /ECONNREFUSED|connect|terminat/i);
+
+    await db.start();
+    down = false;
+    await health.until(ServingStatus.SERVING, 8000);
+    await persister.until(ServingStatus.SERVING, 1000);
+    expect(await checkHealth(server.address, "burr.state.v1.StatePersister")).toBe(ServingStatus.SERVING);
+    expect(health.seen.slice(from)).toEqual([ServingStatus.SERVING, ServingStatus.NOT_SERVING, ServingStatus.SERVING]);
+    expect((await client.load({ partitionKey: "outage", appId: "app" }))?.sequenceId).toBe(1);
+    expect(server.logs.map(parseLine).some((event) => event?.event === "store_available")).toBe(true);
+    expect(alive(server)).toBe(true);
+  } finally {
+    health.close();
+    persister.close();
+    if (down) await db.start();
+  }
+});
+
+test("a server started while the database is down waits for it (--store-start-timeout-ms), then serves", async () => {
+  await db.stop();
+  let settled = false;
+  const late = serve(["--store-start-timeout-ms", "30000"]);
+  void late.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  try {
+    await sleep(2500);
+    expect(settled).toBe(false);
+  } finally {
+    await db.start();
+  }
+  const { server, client } = await late;
+  expect((await client.load({ partitionKey: "outage", appId: "app" }))?.sequenceId).toBe(1);
+  expect(await checkHealth(server.address)).toBe(ServingStatus.SERVING);
+  const waited = server.logs.map(parseLine).find((event) => event?.event === "store_waiting");
+  expect(waited?.cause).toMatch(/PostgreSQL.*(ECONNREFUSED|connect)/i);
+});
+
+test("a server whose database stays down past --store-start-timeout-ms exits non-zero, saying why", async () => {
+  await db.stop();
+  try {
+    const started = Date.now();
+    const failure = await serve(["--store-start-timeout-ms", "1500"]).then(
+      () => null,
+      (error: unknown) => error,
+    );
+    expect(failure).toBeInstanceOf(ChildExited);
+    expect((failure as ChildExited).code).toBe(1);
+    expect((failure as ChildExited).reason).toMatch(/could not be reached within 1500 ms/);
+    expect((failure as ChildExited).reason).toMatch(/PostgreSQL at 127\.0\.0\.1:\d+\/postgres is unavailable: .*ECONNREFUSED/);
+    expect(Date.now() - started).toBeLessThan(1500 + 6000);
+  } finally {
+    await db.start();
+  }
+});
+
+test("a wrong password: the server does not start; it exits non-zero with the reason (the password redacted)", async () => {
+  const wrong = new URL(postgresUrl);
+  wrong.password = "not-the-password";
+  const started = Date.now();
+  const failure = await startServerProcess(["--store", wrong.toString(), "--store-start-timeout-ms", "2000"]).then(
+    () => null,
+    (error: unknown) => error,
+  );
+  expect(failure).toBeInstanceOf(ChildExited);
+  expect((failure as ChildExited).code).toBe(1);
+  expect((failure as ChildExited).reason).toMatch(/password authentication failed/);
+  expect((failure as ChildExited).logs.join("\n")).not.toContain("not-the-password");
+  expect(Date.now() - started).toBeLessThan(2000 + 6000);
 });
 
 test("a database that stops answering: calls answer UNAVAILABLE before their deadline, then recover", async () => {

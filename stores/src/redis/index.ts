@@ -622,6 +622,11 @@ export class RedisBackend implements Backend, HistoryBackend {
     } while (cursor !== "0");
   }
 
+  /** PING: fails at once while disconnected (no offline queue), naming the connection's own error. */
+  async probe(): Promise<void> {
+    await this.call(() => this.redis.ping());
+  }
+
   async close(): Promise<void> {
     try {
       await this.redis.quit();
@@ -649,6 +654,9 @@ export async function openRedis(url: string): Promise<Backend> {
     disconnectTimeout: 500,
     // Commands issued in one turn of the event loop (the calls of one pipelined read) go out in one write.
     enableAutoPipelining: true,
+    // An automatic pipeline waits for the one before it: the health probe's PING (which may wait
+    // for its timeout on a hung Redis) goes on its own, never holding calls behind it.
+    autoPipeliningIgnoredCommands: ["ping"],
   }) as ScriptedRedis;
   redis.defineCommand("burrSave", { numberOfKeys: 6, lua: saveScript });
   redis.defineCommand("burrLoad", { numberOfKeys: 2, lua: loadScript });

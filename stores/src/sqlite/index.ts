@@ -6,6 +6,8 @@
  * `write_seq` (the rowid, AUTOINCREMENT so never reused) is the store's monotonic write order.
  */
 import Database from "better-sqlite3";
+import * as fs from "node:fs";
+import * as nodePath from "node:path";
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
 import type { AppIdCursor, Backend, StoredRow, SyncBackend } from "../backend";
 import { PersisterError, duplicate, notInitialized, unavailable, type Code } from "@burr-state/client/protocol";
@@ -95,29 +97,243 @@ export function sqliteQueries(t: string) {
   };
 }
 
+/** The three files of a database in WAL mode. */
+type FileRole = "db" | "wal" | "shm";
+const roles: FileRole[] = ["db", "wal", "shm"];
+
+/** Each file's device and inode ("dev:ino") as a connection found them when it opened. */
+export type FileIdentities = Partial<Record<FileRole, string>>;
+
+/** How a connection watches its files (see SqliteSyncBackend.checkFiles). */
+export interface FileWatch {
+  /** The identities another connection of this process found: this one must open the same files. */
+  expected?: FileIdentities;
+  /**
+   * On finding its files deleted or replaced, copy the database as this connection still sees it
+   * (every commit made) to PATH.salvaged-TIME, next to the path. Default true.
+   */
+  salvage?: boolean;
+  /** Open only an existing file: a second connection must not create a new one where the first was deleted. */
+  mustExist?: boolean;
+}
+
+/** Reads re-check the files' identities at most this often (3 stat calls); the -shm's writability on every read (1 access call). */
+const readCheckMs = 10;
+
+/** The paths to watch, or null for a database that has no files (in memory, or a URI SQLite resolves itself). */
+function watchedFiles(path: string): Record<FileRole, string> | null {
+  if (path === "" || path === ":memory:" || path.startsWith("file:")) return null;
+  // SQLite names the -wal and -shm files after the real path (symbolic links resolved).
+  let real = path;
+  try {
+    real = fs.realpathSync(path);
+  } catch {
+    // Not there yet: SQLite creates it where the path says.
+  }
+  return { db: path, wal: `${real}-wal`, shm: `${real}-shm` };
+}
+
+const identityOf = (file: string): string | null => {
+  const found = fs.statSync(file, { bigint: true, throwIfNoEntry: false });
+  return found ? `${found.dev}:${found.ino}` : null;
+};
+
+/** Why the file cannot be written (the error code: "EACCES", "EPERM", "EROFS"), or null when it can (or is absent). */
+function unwritable(file: string): string | null {
+  try {
+    fs.accessSync(file, fs.constants.W_OK);
+    return null;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return null;
+    return code ?? String(error);
+  }
+}
+
+/** Errors that mean "the store's files are gone for good": remembered, and never cleared by a later check. */
+const lostErrors = new WeakSet<Error>();
+export const isFilesLost = (error: unknown) => error instanceof Error && lostErrors.has(error);
+
 /** Blocking SQLite store: what embedded synchronous users and the async wrapper both drive. */
 export class SqliteSyncBackend implements SyncBackend {
   readonly kind = "sqlite";
   readonly db: Database.Database;
   private readonly table: string;
   private statements: ReturnType<SqliteSyncBackend["prepare"]> | null = null;
+  private readonly files: Record<FileRole, string> | null;
+  private readonly identities: FileIdentities = {};
+  private readonly salvages: boolean;
+  /** Set once the files are found deleted or replaced: every later call throws it. */
+  private lost: PersisterError | null = null;
+  private readCheckedAt = 0;
+  /** Set at the end of the constructor: a connection that opened the wrong file has nothing to salvage. */
+  private opened = false;
 
-  constructor(readonly options: SqliteOptions) {
+  constructor(
+    readonly options: SqliteOptions,
+    watch: FileWatch = {},
+  ) {
     this.table = checkIdentifier("table name", options.table ?? "burr_state");
+    this.files = watchedFiles(options.path);
+    this.salvages = watch.salvage ?? true;
     try {
-      this.db = new Database(options.path);
-      this.db.pragma("journal_mode = WAL");
-      this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
-      this.db.pragma("busy_timeout = 5000");
-      this.migrate();
+      // SQLite opens a file it cannot write read-only without a word, and its saves would fail
+      // later: refuse now, saying which file.
+      this.checkIdentities(watch.expected ?? {});
+      this.checkWritable(roles);
+      this.db = new Database(options.path, { fileMustExist: watch.mustExist ?? false });
+      try {
+        this.db.pragma("journal_mode = WAL");
+        this.db.pragma(`synchronous = ${options.synchronous === "normal" ? "NORMAL" : "FULL"}`);
+        this.db.pragma("busy_timeout = 5000");
+        this.migrate();
+        // The -wal and -shm files exist from the first read on.
+        this.checkIdentities(watch.expected ?? {});
+        this.checkWritable(roles);
+        this.opened = true;
+      } catch (error) {
+        this.db.close();
+        throw error;
+      }
     } catch (error) {
-      throw unavailable(`the SQLite database ${options.path}`, error);
+      if (error instanceof PersisterError) throw error;
+      throw unavailable(this.what, this.explained(error));
     }
   }
 
+  private get what() {
+    return `the SQLite database ${this.options.path}`;
+  }
+
+  /** The files' identities as this connection found them at open, for another connection to compare with. */
+  fileIdentities(): FileIdentities {
+    return { ...this.identities };
+  }
+
+  /**
+   * Throws UNAVAILABLE when the store's files are not the ones this connection opened (deleted, or
+   * another file moved to the path: remembered, see lose()) or cannot be written (not remembered:
+   * fixing the permissions or attributes brings the store back). "write" checks every file
+   * (before a commit; the database, -wal and -shm are written); "read" checks the -shm (readers
+   * write to it: a write to a mapped -shm made immutable ends the process with SIGBUS, so it is
+   * checked before every read) and the identities (at most every readCheckMs); "probe" checks all.
+   */
+  checkFiles(kind: "write" | "read" | "probe"): void {
+    if (this.lost) throw this.lost;
+    if (!this.files) return;
+    if (kind === "read") {
+      this.checkWritable(["shm"]);
+      const now = Date.now();
+      if (now - this.readCheckedAt < readCheckMs) return;
+      this.checkIdentities();
+      this.readCheckedAt = now;
+      return;
+    }
+    this.checkIdentities();
+    this.checkWritable(roles);
+  }
+
+  /** Each file must still be the one first seen (learning files seen for the first time, or the expected ones). */
+  private checkIdentities(expected: FileIdentities = {}): void {
+    if (this.lost) throw this.lost;
+    if (!this.files) return;
+    for (const role of roles) {
+      const file = this.files[role];
+      const known = this.identities[role] ?? expected[role];
+      const found = identityOf(file);
+      if (found === null) {
+        if (known) this.lose(file, "deleted");
+      } else if (!known) {
+        this.identities[role] = found;
+      } else if (found !== known) {
+        this.lose(file, "replaced by another file");
+      } else {
+        this.identities[role] = found;
+      }
+    }
+  }
+
+  private checkWritable(which: FileRole[]): void {
+    if (!this.files) return;
+    for (const role of which) {
+      const file = this.files[role];
+      const why = unwritable(file);
+      if (why) throw unavailable(this.what, `${file} cannot be written (${why})`);
+    }
+  }
+
+  /**
+   * The files this connection has open are no longer at their paths: nothing written from now on
+   * would survive a restart, so nothing more is written or read. What the open files hold (every
+   * commit, acknowledged or not) is copied next to the path first, when this connection salvages.
+   */
+  private lose(file: string, how: string): never {
+    let message = `${file} was ${how} while the database was open: no save is acknowledged from now on`;
+    if (this.salvages && this.opened && this.db.open) {
+      const copy = `${this.options.path}.salvaged-${new Date().toISOString().replace(/[-:.]/g, "")}`;
+      try {
+        this.db.prepare("VACUUM INTO ?").run(copy);
+        message += `; the database as last committed was copied to ${copy} (to keep its states, move that file to ${this.options.path}, with no -wal or -shm file beside it, before the restart)`;
+      } catch (error) {
+        message += `; copying the database as last committed to ${copy} failed (${(error as Error).message}): its states are lost when the server stops`;
+      }
+    }
+    this.removeStaleCompanions();
+    const error = unavailable(this.what, `${message}; restart the server`);
+    lostErrors.add(error);
+    this.lost = error;
+    throw error;
+  }
+
+  /**
+   * When the database file itself was deleted or replaced, SQLite will not checkpoint or remove
+   * its -wal and -shm at close (the database "moved"). Left at the path, a new database there
+   * would take that -wal's pages for its own and be corrupted: remove them, as long as they are
+   * still the ones this connection opened (this process keeps them open; the copy holds their data).
+   */
+  private removeStaleCompanions(): void {
+    if (!this.files || identityOf(this.files.db) === this.identities.db) return;
+    for (const role of ["wal", "shm"] as const) {
+      const file = this.files[role];
+      if (this.identities[role] && identityOf(file) === this.identities[role]) fs.rmSync(file, { force: true });
+    }
+  }
+
+  /** The error, with what the files say about it (which one cannot be written, a directory that cannot take new files). */
+  private explained(error: unknown): Error {
+    const original = error instanceof Error ? error : new Error(String(error));
+    if (!this.files) return original;
+    const notes: string[] = [];
+    for (const role of roles) {
+      const why = unwritable(this.files[role]);
+      if (why) notes.push(`${this.files[role]} cannot be written: ${why}`);
+    }
+    if (!fs.existsSync(this.files.wal) || !fs.existsSync(this.files.db)) {
+      const dir = nodePath.dirname(this.files.wal);
+      const why = fs.existsSync(dir) ? unwritable(dir) : "ENOENT";
+      if (why) notes.push(`the directory ${dir} cannot take new files: ${why}`);
+    }
+    return notes.length === 0 ? original : new Error(`${original.message} (${notes.join("; ")})`, { cause: error });
+  }
+
+  /**
+   * The store can serve now: its files are the ones opened and writable, a read answers, and
+   * (with `writeLock`, on the connection that writes) no other process holds the write lock for
+   * longer than the busy timeout.
+   */
+  probe(writeLock = true): void {
+    this.checkFiles("probe");
+    this.run(() => {
+      this.db.prepare("SELECT count(*) FROM sqlite_master").get();
+      // Taken and released at once: waits (up to the busy timeout) while another connection writes.
+      if (writeLock) this.db.exec("BEGIN IMMEDIATE; ROLLBACK");
+    });
+  }
+
   initialize(): void {
+    this.checkFiles("write");
     const t = this.table;
-    this.db.exec(`
+    this.run(() => this.db.exec(`
       ${createStatesTable(t)}
       ${createStatesIndexes(t)}
       CREATE TABLE IF NOT EXISTS ${t}_apps (
@@ -127,7 +343,7 @@ export class SqliteSyncBackend implements SyncBackend {
         PRIMARY KEY (partition_key, app_id)
       ) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS ${t}_apps_recent ON ${t}_apps (partition_key, last_write);
-    `);
+    `));
     this.statements = null;
   }
 
@@ -153,6 +369,7 @@ export class SqliteSyncBackend implements SyncBackend {
   }
 
   isInitialized(): boolean {
+    this.checkFiles("read");
     const found = this.db
       .prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)")
       .get(this.table, `${this.table}_apps`) as { n: number };
@@ -200,8 +417,8 @@ export class SqliteSyncBackend implements SyncBackend {
         this.statements = null;
         throw notInitialized();
       }
-      if (isSqliteError(error, "SQLITE_BUSY") || isSqliteError(error, "SQLITE_IOERR") || isSqliteError(error, "SQLITE_FULL")) {
-        throw unavailable("the SQLite database", error);
+      if (["SQLITE_BUSY", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM"].some((code) => isSqliteError(error, code))) {
+        throw unavailable(this.what, this.explained(error));
       }
       throw error;
     }
@@ -218,7 +435,8 @@ export class SqliteSyncBackend implements SyncBackend {
    * failure fails the whole batch, rolled back, so nothing is half-written.
    */
   saveMany(rows: SaveRow[]): Array<Date | Error> {
-    return this.run(() =>
+    this.checkFiles("write");
+    const outcomes = this.run(() =>
       this.db.transaction(() => {
         const { insertRow } = this.sql;
         return rows.map((row) => {
@@ -233,9 +451,14 @@ export class SqliteSyncBackend implements SyncBackend {
         });
       })(),
     );
+    // Committed, not yet acknowledged: if the files went away meanwhile, the commit went with
+    // them, and no caller may be told it is stored.
+    this.checkIdentities();
+    return outcomes;
   }
 
   load(key: LoadKey): StoredRow | null {
+    this.checkFiles("read");
     return this.run(() => {
       switch (key.kind) {
         case "step":
@@ -249,6 +472,7 @@ export class SqliteSyncBackend implements SyncBackend {
   }
 
   appIdPage(partitionKey: string, pageSize: number, after: AppIdCursor | null) {
+    this.checkFiles("read");
     return this.run(() => {
       const rows = (
         after === null
@@ -264,26 +488,42 @@ export class SqliteSyncBackend implements SyncBackend {
 
   close(): void {
     if (this.db.open) this.db.close();
+    if (this.lost) this.removeStaleCompanions();
   }
 }
 
 /** A save's outcome as it crosses from the writer thread: when it was stored, or what to throw. */
-type WriteOutcome = { at: number } | { code: Code; message: string } | { failure: string };
+type WriteOutcome = { at: number } | { code: Code; message: string; lost?: true } | { failure: string };
 
 function toOutcome(result: Date | Error): WriteOutcome {
   if (result instanceof Date) return { at: result.getTime() };
-  if (result instanceof PersisterError) return { code: result.code, message: result.message };
+  if (result instanceof PersisterError) return isFilesLost(result) ? { code: result.code, message: result.message, lost: true } : { code: result.code, message: result.message };
   return { failure: result.message };
 }
 
 function fromOutcome(outcome: WriteOutcome): Date | Error {
   if ("at" in outcome) return new Date(outcome.at);
-  if ("code" in outcome) return new PersisterError(outcome.code, outcome.message);
+  if ("code" in outcome) {
+    const error = new PersisterError(outcome.code, outcome.message);
+    if (outcome.lost) lostErrors.add(error);
+    return error;
+  }
   return new Error(outcome.failure);
 }
 
+/** What the writer thread is asked (in order) and answers (in the same order). */
+type WriterRequest = { kind: "write"; rows: SaveRow[] } | { kind: "probe" };
+type WriterReply = { outcomes: WriteOutcome[] } | { probe: WriteOutcome | null };
+
 /** Marks the worker this module starts for itself (see the end of the file). */
 const writerRole = "burr-sqlite-writer";
+
+interface WriterData {
+  role: typeof writerRole;
+  options: SqliteOptions;
+  /** The files as the caller's connection opened them: the thread's connection must open the same. */
+  identities: FileIdentities;
+}
 
 /**
  * A thread that commits batches of saves on a connection of its own, so that the commit's
@@ -293,72 +533,90 @@ const writerRole = "burr-sqlite-writer";
  * follows it sees it.
  */
 class WriterThread {
-  private worker: Worker | null = null;
-  private inFlight: { resolve: (outcomes: WriteOutcome[]) => void; reject: (error: unknown) => void } | null = null;
+  private current: { worker: Worker; waiting: Array<{ resolve: (reply: WriterReply) => void; reject: (error: unknown) => void }> } | null = null;
 
-  constructor(private readonly options: SqliteOptions) {}
+  constructor(
+    private readonly options: SqliteOptions,
+    private readonly identities: FileIdentities,
+  ) {}
 
-  private start(): Worker {
+  private start() {
     // Under tsx or ts-jest this module is TypeScript: the thread needs the same loader.
-    const worker = new Worker(__filename, {
-      workerData: { role: writerRole, options: this.options },
-      execArgv: __filename.endsWith(".ts") ? ["--require", "tsx/cjs"] : [],
-    });
-    worker.on("message", (outcomes: WriteOutcome[]) => {
-      const waiting = this.inFlight;
-      this.inFlight = null;
-      worker.unref();
-      waiting?.resolve(outcomes);
+    const data: WriterData = { role: writerRole, options: this.options, identities: this.identities };
+    const worker = new Worker(__filename, { workerData: data, execArgv: __filename.endsWith(".ts") ? ["--require", "tsx/cjs"] : [] });
+    const thread = { worker, waiting: [] as Array<{ resolve: (reply: WriterReply) => void; reject: (error: unknown) => void }> };
+    worker.on("message", (reply: WriterReply) => {
+      const next = thread.waiting.shift();
+      // Referenced only while something is asked, so an idle store never keeps the process alive.
+      if (thread.waiting.length === 0) worker.unref();
+      next?.resolve(reply);
     });
     const lost = (error: unknown) => {
-      if (this.worker === worker) this.worker = null;
-      const waiting = this.inFlight;
-      this.inFlight = null;
-      waiting?.reject(unavailable("the SQLite writer thread", error));
+      if (this.current === thread) this.current = null;
+      const waiting = thread.waiting.splice(0);
+      for (const request of waiting) request.reject(unavailable("the SQLite writer thread", error));
     };
     worker.on("error", lost);
     worker.on("exit", (code) => lost(new Error(`it exited with code ${code}`)));
-    return worker;
+    return thread;
   }
 
-  /** Commits the rows in one transaction; one batch at a time. */
-  write(rows: SaveRow[]): Promise<WriteOutcome[]> {
+  private ask(request: WriterRequest, transfer: ArrayBuffer[] = []): Promise<WriterReply> {
     return new Promise((resolve, reject) => {
-      this.worker ??= this.start();
-      this.inFlight = { resolve, reject };
-      // Referenced only while a batch is out, so an idle store never keeps the process alive.
-      this.worker.ref();
-      // A state is often a view into a larger buffer (the request's network read): posting the
-      // view would copy all of that buffer. Each state goes as a copy of its own bytes, moved
-      // (not copied again) to the thread. `new Uint8Array(view)` copies; a Buffer's slice() would
-      // not, and moving its memory would empty the caller's buffer.
-      const states = rows.map((row) => new Uint8Array(row.state));
-      this.worker.postMessage(
-        rows.map((row, i) => ({ ...row, state: states[i] })),
-        states.map((state) => state.buffer),
-      );
+      this.current ??= this.start();
+      this.current.waiting.push({ resolve, reject });
+      this.current.worker.ref();
+      this.current.worker.postMessage(request, transfer);
     });
   }
 
+  /** Commits the rows in one transaction. */
+  async write(rows: SaveRow[]): Promise<WriteOutcome[]> {
+    // A state is often a view into a larger buffer (the request's network read): posting the
+    // view would copy all of that buffer. Each state goes as a copy of its own bytes, moved
+    // (not copied again) to the thread. `new Uint8Array(view)` copies; a Buffer's slice() would
+    // not, and moving its memory would empty the caller's buffer.
+    const states = rows.map((row) => new Uint8Array(row.state));
+    const reply = await this.ask(
+      { kind: "write", rows: rows.map((row, i) => ({ ...row, state: states[i]! })) },
+      states.map((state) => state.buffer as ArrayBuffer),
+    );
+    return (reply as { outcomes: WriteOutcome[] }).outcomes;
+  }
+
+  /** The thread's connection can write: its files are the ones opened and writable, the write lock can be taken. */
+  async probe(): Promise<void> {
+    const reply = (await this.ask({ kind: "probe" })) as { probe: WriteOutcome | null };
+    if (reply.probe) throw fromOutcome(reply.probe);
+  }
+
   async close(): Promise<void> {
-    const worker = this.worker;
-    this.worker = null;
-    await worker?.terminate();
+    const thread = this.current;
+    this.current = null;
+    await thread?.worker.terminate();
   }
 }
 
 /** The writer thread's side: saves each batch it is sent with the blocking store, answers outcomes. */
-function serveWrites(options: SqliteOptions): void {
-  const store = new SqliteSyncBackend(options);
-  parentPort!.on("message", (rows: SaveRow[]) => {
-    let outcomes: WriteOutcome[];
+function serveWrites(data: WriterData): void {
+  // Opened on the first request, and again after a failed open (a file that could not be written
+  // then may be writable now). Never creates the file: the caller's connection did.
+  let store: SqliteSyncBackend | null = null;
+  parentPort!.on("message", (request: WriterRequest) => {
+    let reply: WriterReply;
     try {
-      outcomes = store.saveMany(rows).map(toOutcome);
+      store ??= new SqliteSyncBackend(data.options, { expected: data.identities, mustExist: true, salvage: true });
+      if (request.kind === "probe") {
+        store.probe();
+        reply = { probe: null };
+      } else {
+        reply = { outcomes: store.saveMany(request.rows).map(toOutcome) };
+      }
     } catch (error) {
       const outcome = toOutcome(error instanceof Error ? error : new Error(String(error)));
-      outcomes = rows.map(() => outcome);
+      reply = request.kind === "probe" ? { probe: outcome } : { outcomes: request.rows.map(() => outcome) };
     }
-    parentPort!.postMessage(outcomes);
+    parentPort!.postMessage(reply);
   });
 }
 
@@ -373,11 +631,13 @@ export class SqliteBackend implements Backend {
   private pending: Array<{ row: SaveRow; resolve: (date: Date) => void; reject: (error: unknown) => void }> = [];
   private flushing: Promise<void> | null = null;
   private readonly writer: WriterThread | null;
+  /** Set once the writer thread found the files deleted or replaced (its message names the salvaged copy). */
+  private lost: Error | null = null;
 
   constructor(readonly sync: SqliteSyncBackend) {
     const path = sync.options.path;
     const inMemory = path === "" || path === ":memory:" || path.startsWith("file::memory:") || /[?&]mode=memory\b/.test(path);
-    this.writer = inMemory ? null : new WriterThread(sync.options);
+    this.writer = inMemory ? null : new WriterThread(sync.options, sync.fileIdentities());
   }
 
   async initialize() {
@@ -385,6 +645,7 @@ export class SqliteBackend implements Backend {
   }
 
   async isInitialized() {
+    if (this.lost) throw this.lost;
     return this.sync.isInitialized();
   }
 
@@ -409,22 +670,38 @@ export class SqliteBackend implements Backend {
       } catch (error) {
         results = batch.map(() => error as Error);
       }
+      this.lost ??= results.find(isFilesLost) as Error | undefined ?? null;
       results.forEach((result, i) => (result instanceof Error ? batch[i]!.reject(result) : batch[i]!.resolve(result)));
     }
     this.flushing = null;
   }
 
   async load(key: LoadKey) {
+    if (this.lost) throw this.lost;
     return this.sync.load(key);
   }
 
   async *appIdPages(partitionKey: string, pageSize: number): AsyncIterable<string[]> {
     let cursor: AppIdCursor | null = null;
     do {
+      if (this.lost) throw this.lost;
       const page = this.sync.appIdPage(partitionKey, pageSize, cursor);
       if (page.ids.length > 0) yield page.ids;
       cursor = page.next;
     } while (cursor !== null);
+  }
+
+  /** Both connections: the writer thread's (which copies the database away if its files are gone) first, then this one's. */
+  async probe(): Promise<void> {
+    if (this.lost) throw this.lost;
+    try {
+      await this.writer?.probe();
+    } catch (error) {
+      if (isFilesLost(error)) this.lost ??= error as Error;
+      throw error;
+    }
+    // This thread must never wait for the write lock: its connection only reads (unless in memory).
+    this.sync.probe(!this.writer);
   }
 
   /** Saves already accepted are committed first. */
@@ -436,9 +713,10 @@ export class SqliteBackend implements Backend {
 }
 
 if (!isMainThread && (workerData as { role?: string } | null)?.role === writerRole) {
-  serveWrites((workerData as { options: SqliteOptions }).options);
+  serveWrites(workerData as WriterData);
 }
 
 export async function openSqlite(url: string): Promise<Backend> {
-  return new SqliteBackend(new SqliteSyncBackend(parseSqliteUrl(url)));
+  // The writer thread copies the database away if its files go (see SqliteSyncBackend.lose); this connection only reads.
+  return new SqliteBackend(new SqliteSyncBackend(parseSqliteUrl(url), { salvage: false }));
 }
