@@ -26,6 +26,9 @@ const settings = {
   "auth-file": { env: "BURR_AUTH_FILE", kind: "string", default: "", help: "JSON file of bearer tokens and their partition scopes (reloaded on SIGHUP); or the tokens' JSON itself in BURR_AUTH_TOKENS" },
   insecure: { env: "BURR_INSECURE", kind: "boolean", default: false, help: "allow a non-loopback --listen without tokens or client certificates, and a non-loopback --metrics-listen" },
   "metrics-listen": { env: "BURR_METRICS_LISTEN", kind: "string", default: "", help: "serve Prometheus metrics on http://HOST:PORT/metrics (no authentication: loopback only unless --insecure)" },
+  "retain-last": { env: "BURR_RETAIN_LAST", kind: "integer", default: 0, help: "retention: keep only the newest N steps of each app (never an app's highest); off by default" },
+  "retain-for": { env: "BURR_RETAIN_FOR", kind: "string", default: "", help: "retention: delete steps older than this (30d, 12h, 90m; never an app's highest); off by default" },
+  "retention-interval-ms": { env: "BURR_RETENTION_INTERVAL_MS", kind: "integer", default: 60_000, help: "how often the retention sweep runs" },
 } as const satisfies Record<string, { env: string; kind: Kind; default: string | number | boolean; help: string }>;
 
 type Settings = typeof settings;

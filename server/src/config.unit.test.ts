@@ -28,6 +28,9 @@ const defaults: ServerConfig = {
   authFile: "",
   insecure: false,
   metricsListen: "",
+  retainLast: 0,
+  retainFor: "",
+  retentionIntervalMs: 60_000,
   authTokens: "",
   defaultStore: true,
 };

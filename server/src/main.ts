@@ -9,6 +9,7 @@ import { Metrics } from "./metrics";
 import { healthCheck } from "./health-check";
 import { checkExposure, loadAuthority, serverCredentials } from "./security";
 import { startServer } from "./server";
+import { parseDuration, startRetention, type Sweeper } from "./retention";
 import { redactUrl } from "@burr-state/stores";
 import { storeReachability } from "./grpc/health";
 import { openReachableStore, StoreMonitor } from "./store-monitor";
@@ -22,6 +23,11 @@ async function main(): Promise<void> {
     process.stdout.write(usage);
     return;
   }
+  // Off unless asked for; a bad duration stops the start before anything listens.
+  const retentionPolicy =
+    config.retainLast > 0 || config.retainFor
+      ? { keepLast: config.retainLast || null, retainForMs: config.retainFor ? parseDuration(config.retainFor) : null, everyMs: config.retentionIntervalMs }
+      : null;
   let authority: TokenAuthority | null = loadAuthority(config);
   checkExposure(config, authority !== null);
   const credentials = serverCredentials(config);
@@ -63,10 +69,15 @@ async function main(): Promise<void> {
       log.error("tokens_reload_failed", { cause: (error as Error).message });
     }
   });
+  let retention: Sweeper | undefined;
+  if (retentionPolicy) {
+    retention = startRetention((query) => persister.prune(query), retentionPolicy, log);
+    log.info("retention_on", { keepLast: retentionPolicy.keepLast, retainFor: config.retainFor || null, everyMs: retentionPolicy.everyMs });
+  }
   const stop = (signal: string) => {
     log.info("stopping", { signal });
     monitor.stop();
-    Promise.all([server.stop(), metricsServer?.close()]).then(
+    Promise.all([retention?.stop().then(() => server.stop()) ?? server.stop(), metricsServer?.close()]).then(
       () => {
         flushRepeatedLines();
         log.info("stopped", { signal });
