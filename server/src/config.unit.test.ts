@@ -66,6 +66,9 @@ describe("parseConfig", () => {
       BURR_AUTH_FILE: "/auth.json",
       BURR_INSECURE: "1",
       BURR_METRICS_LISTEN: "127.0.0.1:9464",
+      BURR_RETAIN_LAST: "3",
+      BURR_RETAIN_FOR: "30d",
+      BURR_RETENTION_INTERVAL_MS: "40",
       BURR_AUTH_TOKENS: '{"tokens": []}',
     };
     expect(config([], env)).toEqual({
@@ -89,6 +92,9 @@ describe("parseConfig", () => {
       authFile: "/auth.json",
       insecure: true,
       metricsListen: "127.0.0.1:9464",
+      retainLast: 3,
+      retainFor: "30d",
+      retentionIntervalMs: 40,
       authTokens: '{"tokens": []}',
       defaultStore: false,
     });
@@ -114,6 +120,9 @@ describe("parseConfig", () => {
       "--auth-file", "a.json",
       "--insecure",
       "--metrics-listen", ":9464",
+      "--retain-last", "2",
+      "--retain-for=12h",
+      "--retention-interval-ms", "600",
     ]);
     expect(parsed).toEqual({
       listen: "[::]:7000",
@@ -130,6 +139,9 @@ describe("parseConfig", () => {
       shutdownGraceMs: 300,
       storeStartTimeoutMs: 400,
       storeProbeIntervalMs: 500,
+      retainLast: 2,
+      retainFor: "12h",
+      retentionIntervalMs: 600,
       tlsCert: "c",
       tlsKey: "k",
       tlsClientCa: "ca",
