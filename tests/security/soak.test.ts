@@ -1,7 +1,9 @@
 /**
  * Soak: 200 concurrent clients for 60 s of mixed Save / Load / ListAppIds against one server.
- * No call may fail, and the server's memory must settle: its RSS after the run is within 20% of
- * its RSS after the first 10 s.
+ * No call may fail, and the server's memory must settle: its RSS after the run is within 15% of
+ * its RSS after the first 30 s. (The compiled server warms up for about 30-40 s at this load:
+ * a 120 s probe measured 155, 165, 176, 177, 180 MiB at 10-50 s, then 178-180 MiB until the end;
+ * a leak keeps climbing after the warm-up, which this catches.)
  *
  * The server runs with its JS heap capped (--max-old-space-size=128, as README recommends for
  * predictable memory). Uncapped, V8 lets garbage pile up for a minute or more before a full
@@ -17,7 +19,7 @@ import { startServerProcess } from "../support/server-process";
 
 const clients = 200;
 const durationMs = 60_000;
-const baselineMs = 10_000;
+const baselineMs = 30_000;
 
 const rssBytes = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))![1]) * 1024;
 
@@ -62,11 +64,11 @@ test("200 clients for 60 s: no errors, memory settles", async () => {
     const rssAfter = rssBytes(server.child.pid!);
     const rssAt = (ms: number) => samples.find(([at]) => at >= ms)?.[1] ?? 0;
     const mib = (bytes: number) => Math.round(bytes / 2 ** 20);
-    process.stdout.write(`soak: ${JSON.stringify({ ...counts, rssMiB: { at10s: mib(rssAt(baselineMs)), at30s: mib(rssAt(30_000)), after: mib(rssAfter) } })}\n`);
+    process.stdout.write(`soak: ${JSON.stringify({ ...counts, rssMiB: { at10s: mib(rssAt(10_000)), at30s: mib(rssAt(baselineMs)), after: mib(rssAfter) } })}\n`);
     expect(errors).toEqual([]);
     expect(counts.save).toBeGreaterThan(clients * 5);
     expect(rssAt(baselineMs)).toBeGreaterThan(0);
-    expect(rssAfter).toBeLessThanOrEqual(rssAt(baselineMs) * 1.2);
+    expect(rssAfter).toBeLessThanOrEqual(rssAt(baselineMs) * 1.15);
   } finally {
     clearInterval(sampler);
     await server.stop();
