@@ -10,12 +10,19 @@
  * A save is one statement (insert, then the app's last write, in one implicit transaction), and
  * saves that arrive while others are being written share a statement: one round trip and one
  * commit for many concurrent saves, each still answered on its own.
+ *
+ * History (issue 13): ListSteps reads keyset pages of `_by_app`; deletes and prunes go in
+ * batches of at most batchSize rows, one statement (one transaction) each, so saves and loads
+ * never wait long behind them. An app leaves `<table>_apps` only in a transaction that locks its
+ * row and then finds no step of it (README.md, "History and deletion", says why a save racing a
+ * DeleteApp is then either deleted with it or listed after it). Prune never touches `_apps`: it
+ * never deletes an app's highest step, and `last_write` stays the app's most recent save.
  */
-import { DatabaseError, Pool, type PoolConfig } from "pg";
-import type { Backend, StoredRow } from "../backend";
+import { DatabaseError, Pool, type PoolClient, type PoolConfig } from "pg";
+import type { Backend, HistoryBackend, StoredRow } from "../backend";
 import { Code, duplicate, notInitialized, PersisterError, unavailable } from "@burr-state/client/protocol";
 import type { Status } from "@burr-state/client/protocol";
-import type { LoadKey, SaveRow } from "@burr-state/client/protocol";
+import type { LoadKey, PruneRule, SaveRow, StepsKey } from "@burr-state/client/protocol";
 import { Batcher } from "../shared/batcher";
 import { checkIdentifier } from "../shared/identifiers";
 import { decodeUrlPart } from "../shared/url";
@@ -141,7 +148,7 @@ function withMessage(error: Error): Error {
   return new Error(inner || code || error.name, { cause: error });
 }
 
-export class PostgresBackend implements Backend {
+export class PostgresBackend implements Backend, HistoryBackend {
   readonly kind = "postgres";
   private readonly pool: Pool;
   private readonly sql: ReturnType<typeof postgresStatements>;
@@ -295,6 +302,165 @@ export class PostgresBackend implements Backend {
     } while (after !== null);
   }
 
+  async *stepPages(key: StepsKey, pageSize: number): AsyncIterable<StoredRow[]> {
+    const sql = this.sql;
+    let after: [sequenceId: string, writeSeq: string] | null = key.beforeSequenceId === null ? null : [String(key.beforeSequenceId), "0"];
+    let left = key.limit ?? Number.POSITIVE_INFINITY;
+    while (left > 0) {
+      const size = Math.min(pageSize, left);
+      const rows: Array<Row & { write_seq: string }> =
+        after === null
+          ? await this.query(key.includeState ? sql.stepsFirstWithState : sql.stepsFirst, [key.partitionKey, key.appId, size])
+          : await this.query(key.includeState ? sql.stepsNextWithState : sql.stepsNext, [key.partitionKey, key.appId, after[0], after[1], size]);
+      if (rows.length > 0) yield rows.map((row) => toStored(row)!);
+      const last = rows[rows.length - 1];
+      if (rows.length < size || !last) return;
+      left -= rows.length;
+      after = [last.sequence_id, last.write_seq];
+    }
+  }
+
+  /**
+   * Batches of the app's steps, oldest first, up to the partition's newest write_seq when the
+   * delete began (so that it ends however fast saves come). Each batch is one statement that
+   * deletes only while a step is seen beyond it; the rest goes in one transaction that first
+   * locks the app's row of <table>_apps, then deletes the rest, then (a new statement, so a new
+   * snapshot) deletes the app's row if no step of it is left. A save inserts its step and
+   * updates that row in one statement: one holding the row is waited for and its step seen;
+   * one coming later waits, and makes the row again once it is gone. So a save is either deleted
+   * with the app or listed after it, and no commit shows the app listed without steps.
+   */
+  async deleteApp(partitionKey: string, appId: string, batchSize: number): Promise<number> {
+    const bound = (await this.partitionBound(partitionKey)) ?? "0";
+    type Batch = { deleted: number; seen: number; last_seq: string | null; last_ws: string | null };
+    const batch = (run: <R>(statement: { name: string; text: string }, values: unknown[]) => Promise<R[]>, after: string[], last: boolean) =>
+      run<Batch>(this.sql.deleteAppRows, [partitionKey, appId, after[0], after[1], bound, batchSize, last]).then((rows) => rows[0]!);
+    const alone = <R>(statement: { name: string; text: string }, values: unknown[]) => this.query<R>(statement, values);
+    let deleted = 0;
+    let after = ["-1", "0"];
+    for (;;) {
+      const done = await batch(alone, after, false);
+      deleted += done.deleted;
+      if (done.seen <= batchSize) break;
+      after = [done.last_seq!, done.last_ws!];
+    }
+    return this.transaction(async (run) => {
+      const locked = await run<{ ctid: string }>(this.sql.lockApp, [partitionKey, appId]);
+      deleted += (await batch(run, after, true)).deleted;
+      if (locked.length > 0) await run(this.sql.forgetApps, [locked.map((row) => row.ctid)]);
+      return deleted;
+    });
+  }
+
+  /**
+   * Batches of the partition's steps in write order (up to its newest when the delete began),
+   * each one transaction: the steps read, their apps' rows locked (in app_id order), the steps
+   * deleted, then the apps left with no step forgotten, as at the end of DeleteApp. Last, apps
+   * listed with no step at all, a page at a time.
+   */
+  async deletePartition(partitionKey: string, batchSize: number): Promise<{ stepsDeleted: number; appsDeleted: number }> {
+    const bound = await this.partitionBound(partitionKey);
+    let stepsDeleted = 0;
+    let appsDeleted = 0;
+    let after = "0";
+    while (bound !== null) {
+      const batch = await this.transaction(async (run) => {
+        const rows = await run<{ ctid: string; app_id: string; write_seq: string }>(this.sql.partitionRows, [partitionKey, after, bound, batchSize]);
+        if (rows.length === 0) return { seen: 0, deleted: 0, forgotten: 0, last: after };
+        const appIds = [...new Set(rows.map((row) => row.app_id))].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+        const locked = await run<{ ctid: string }>(this.sql.lockAppsOf, [partitionKey, appIds]);
+        const [{ deleted }] = await run<{ deleted: number }>(this.sql.deleteRows, [rows.map((row) => row.ctid), rows.map((row) => row.write_seq)]);
+        const [{ forgotten }] = locked.length > 0 ? await run<{ forgotten: number }>(this.sql.forgetApps, [locked.map((row) => row.ctid)]) : [{ forgotten: 0 }];
+        return { seen: rows.length, deleted: deleted!, forgotten: forgotten!, last: rows[rows.length - 1]!.write_seq };
+      });
+      stepsDeleted += batch.deleted;
+      appsDeleted += batch.forgotten;
+      if (batch.seen < batchSize) break;
+      after = batch.last;
+    }
+    let afterApp = "";
+    for (;;) {
+      // Locked rows come in app_id order (a lock wait re-reads only last_write): the last one is the page's end.
+      const page = await this.transaction(async (run) => {
+        const locked = await run<{ app_id: string; ctid: string }>(this.sql.lockApps, [partitionKey, afterApp, batchSize]);
+        const [{ forgotten }] = locked.length > 0 ? await run<{ forgotten: number }>(this.sql.forgetApps, [locked.map((row) => row.ctid)]) : [{ forgotten: 0 }];
+        return { locked, forgotten: forgotten! };
+      });
+      appsDeleted += page.forgotten;
+      if (page.locked.length < batchSize) break;
+      afterApp = page.locked[page.locked.length - 1]!.app_id;
+    }
+    return { stepsDeleted, appsDeleted };
+  }
+
+  /**
+   * Apps in primary key order, a page at a time (few enough that finding their cutoffs reads at
+   * most about batchSize index entries), then batches over the page: each examines at most
+   * batchSize / (apps left) steps of every app left, below its cutoff and newest first, and
+   * deletes those created before older_than. An app that yields fewer than it was asked for is
+   * done; the others go on below the last step examined. No batch deletes more than batchSize.
+   */
+  async prune(rule: PruneRule, batchSize: number): Promise<number> {
+    const offset = (rule.keepLast ?? 1) - 1;
+    const perPage = Math.max(1, Math.floor(batchSize / (offset + 1)));
+    let deleted = 0;
+    let after: { partition_key: string; app_id: string } | null = null;
+    for (;;) {
+      const page: Array<{ partition_key: string; app_id: string }> =
+        rule.appId !== null
+          ? [{ partition_key: rule.partitionKey ?? "", app_id: rule.appId }]
+          : rule.partitionKey !== null
+            ? await this.query(this.sql.partitionApps, [rule.partitionKey, after?.app_id ?? "", perPage])
+            : await this.query(this.sql.anyApps, [after?.partition_key ?? "", after?.app_id ?? "", perPage]);
+      if (page.length > 0) deleted += await this.prunePage(page, offset, rule.olderThan, batchSize);
+      if (rule.appId !== null || page.length < perPage) return deleted;
+      after = page[page.length - 1]!;
+    }
+  }
+
+  private async prunePage(page: Array<{ partition_key: string; app_id: string }>, offset: number, olderThan: Date | null, batchSize: number): Promise<number> {
+    const cutoffs = await this.query<{ i: string; sequence_id: string; write_seq: string }>(this.sql.pruneCutoffs, [
+      page.map((app) => app.partition_key),
+      page.map((app) => app.app_id),
+      offset,
+    ]);
+    let left = cutoffs.map((cutoff) => ({ ...page[Number(cutoff.i) - 1]!, below: [BigInt(cutoff.sequence_id), BigInt(cutoff.write_seq)] as [bigint, bigint] }));
+    let deleted = 0;
+    while (left.length > 0) {
+      const examine = Math.max(1, Math.floor(batchSize / left.length));
+      const [batch] = await this.query<{ deleted: number; apps: string[] | null; sequence_ids: string[] | null; write_seqs: string[] | null }>(this.sql.pruneRows, [
+        left.map((app) => app.partition_key),
+        left.map((app) => app.app_id),
+        left.map((app) => String(app.below[0])),
+        left.map((app) => String(app.below[1])),
+        examine,
+        olderThan,
+      ]);
+      deleted += batch!.deleted;
+      // Per app: how many steps were examined, and the lowest of them (where it goes on).
+      const seen = new Map<number, { count: number; lowest: [bigint, bigint] }>();
+      (batch!.apps ?? []).forEach((i, at) => {
+        const key: [bigint, bigint] = [BigInt(batch!.sequence_ids![at]!), BigInt(batch!.write_seqs![at]!)];
+        const app = seen.get(Number(i));
+        if (!app) seen.set(Number(i), { count: 1, lowest: key });
+        else {
+          app.count++;
+          if (key[0] < app.lowest[0] || (key[0] === app.lowest[0] && key[1] < app.lowest[1])) app.lowest = key;
+        }
+      });
+      left = left.flatMap((app, index) => {
+        const progress = seen.get(index + 1);
+        return progress && progress.count >= examine ? [{ ...app, below: progress.lowest }] : [];
+      });
+    }
+    return deleted;
+  }
+
+  private async partitionBound(partitionKey: string): Promise<string | null> {
+    const [row] = await this.query<{ write_seq: string }>(this.sql.partitionBound, [partitionKey]);
+    return row?.write_seq ?? null;
+  }
+
   /** One round trip on a pooled connection: a refused connection, a wrong password or a database that does not answer fails it. */
   async probe(): Promise<void> {
     try {
@@ -319,9 +485,40 @@ export class PostgresBackend implements Backend {
     try {
       return (await this.pool.query({ ...statement, values })).rows as R[];
     } catch (error) {
-      if (error instanceof DatabaseError && (error.code === "42P01" || error.code === "3F000")) throw notInitialized();
-      if (isConnectionError(error)) throw unavailable(`PostgreSQL at ${this.options.target}`, withMessage(error as Error));
-      throw error;
+      throw this.failure(error);
+    }
+  }
+
+  /** A database failure as the contract's code (or as it is, for a bug). */
+  private failure(error: unknown): unknown {
+    if (error instanceof PersisterError) return error;
+    if (error instanceof DatabaseError && (error.code === "42P01" || error.code === "3F000")) return notInitialized();
+    if (isConnectionError(error)) return unavailable(`PostgreSQL at ${this.options.target}`, withMessage(error as Error));
+    return error;
+  }
+
+  /**
+   * Runs `work` in one transaction on a connection of its own (READ COMMITTED: each statement
+   * sees what was committed before it began). A failed transaction's connection is discarded.
+   */
+  private async transaction<T>(work: (run: <R>(statement: { name: string; text: string }, values: unknown[]) => Promise<R[]>) => Promise<T>): Promise<T> {
+    let client: PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (error) {
+      throw this.failure(error);
+    }
+    let failed: Error | undefined;
+    try {
+      await client.query("BEGIN");
+      const result = await work(async <R>(statement: { name: string; text: string }, values: unknown[]) => (await client.query({ ...statement, values })).rows as R[]);
+      await client.query("COMMIT");
+      return result;
+    } catch (error) {
+      failed = error instanceof Error ? error : new Error(String(error));
+      throw this.failure(error);
+    } finally {
+      client.release(failed);
     }
   }
 }
@@ -448,5 +645,144 @@ export function postgresStatements(schema: string, table: string) {
       text: `SELECT app_id, last_write FROM ${apps} WHERE partition_key = $1 AND last_write < $2
              ORDER BY last_write DESC LIMIT $3`,
     },
+
+    // ListSteps: newest first, keyset pages on (sequence_id, write_seq) through _by_app (a
+    // before_sequence_id B starts the keyset at (B, 0): write_seq is never 0). Without states the
+    // state column is not named (an empty bytea stands in), so a TOASTed state is never read.
+    stepsFirst: stepList(states, "steps_first", "", false),
+    stepsNext: stepList(states, "steps_next", "AND (sequence_id, write_seq) < ($3, $4)", false),
+    stepsFirstWithState: stepList(states, "steps_first_state", "", true),
+    stepsNextWithState: stepList(states, "steps_next_state", "AND (sequence_id, write_seq) < ($3, $4)", true),
+
+    // Deletes: each batch is one statement (its own transaction) deleting at most $n rows, found
+    // through an index in keyset order and deleted by ctid (a TID scan, which visits them in
+    // physical order: two deletes over the same rows lock them in the same order).
+    /** The partition's newest write_seq: a delete leaves alone what was written after it began. */
+    partitionBound: {
+      name: "partition_bound",
+      text: `SELECT write_seq FROM ${states} WHERE partition_key = $1 ORDER BY write_seq DESC LIMIT 1`,
+    },
+    /**
+     * The app's next steps, oldest first, after ($3, $4) and up to the bound $5: when more than
+     * $6 are left, the first $6 are deleted (one is seen beyond them: the app keeps a step);
+     * otherwise the rest are deleted only when $7 (the last batch, in the transaction that
+     * also forgets the app), and none when not. last_* is the last step deleted.
+     */
+    deleteAppRows: {
+      name: "delete_app_rows",
+      text: `WITH seen AS MATERIALIZED (
+               SELECT ctid, sequence_id, write_seq FROM ${states}
+               WHERE partition_key = $1 AND app_id = $2 AND (sequence_id, write_seq) > ($3, $4) AND write_seq <= $5
+               ORDER BY sequence_id, write_seq LIMIT $6 + 1
+             ), top AS (
+               SELECT count(*)::int AS seen, max(sequence_id) AS s FROM seen
+             ), top_key AS (
+               SELECT top.seen, top.s, (SELECT max(write_seq) FROM seen WHERE sequence_id = top.s) AS w FROM top
+             ), doomed AS MATERIALIZED (
+               SELECT seen.ctid, seen.sequence_id, seen.write_seq FROM seen, top_key
+               WHERE CASE WHEN top_key.seen > $6 THEN (seen.sequence_id, seen.write_seq) < (top_key.s, top_key.w) ELSE $7::boolean END
+             ), gone AS (
+               DELETE FROM ${states} WHERE ctid = ANY (ARRAY(SELECT ctid FROM doomed)) RETURNING 1
+             ), last AS (
+               SELECT max(sequence_id) AS s FROM doomed
+             )
+             SELECT (SELECT count(*) FROM gone)::int AS deleted, top_key.seen, last.s AS last_seq,
+               (SELECT max(write_seq) FROM doomed WHERE sequence_id = last.s) AS last_ws
+             FROM top_key, last`,
+    },
+    /** The partition's next steps in write order, after $2 and up to the bound $3 (read, then their apps locked, then deleted). */
+    partitionRows: {
+      name: "partition_rows",
+      text: `SELECT ctid, app_id, write_seq FROM ${states} WHERE partition_key = $1 AND write_seq > $2 AND write_seq <= $3
+             ORDER BY write_seq LIMIT $4`,
+    },
+    /**
+     * Rows read earlier in the transaction, by ctid (a TID scan) and write_seq: between two
+     * statements a row could go and its slot be reused, and write_seq, never reused, tells.
+     */
+    deleteRows: {
+      name: "delete_rows",
+      text: `WITH gone AS (
+               DELETE FROM ${states} WHERE ctid = ANY ($1::tid[]) AND write_seq = ANY ($2::bigint[]) RETURNING 1
+             )
+             SELECT count(*)::int AS deleted FROM gone`,
+    },
+    // An app leaves the listing in a transaction of two statements: lock its apps row, then (in
+    // a new snapshot, which sees every save committed before the lock was granted) delete it if
+    // no step of it is left. A save updates the apps row in the statement that inserts its
+    // step, so it cannot commit between the two; one that comes after inserts the row again.
+    lockApp: {
+      name: "lock_app",
+      text: `SELECT app_id, ctid FROM ${apps} WHERE partition_key = $1 AND app_id = $2 FOR UPDATE`,
+    },
+    /**
+     * The rows of these apps, before their steps are deleted: one primary key search per app, in
+     * the order given (byte order, which is "C" order: the order saves lock them in).
+     */
+    lockAppsOf: {
+      name: "lock_apps_of",
+      text: `SELECT a.app_id, a.ctid FROM unnest($2::text[]) AS k (app_id)
+             CROSS JOIN LATERAL (SELECT app_id, ctid FROM ${apps} WHERE partition_key = $1 AND app_id = k.app_id COLLATE "C" FOR UPDATE) a`,
+    },
+    lockApps: {
+      name: "lock_apps",
+      text: `SELECT app_id, ctid FROM ${apps} WHERE partition_key = $1 AND app_id > $2 ORDER BY app_id LIMIT $3 FOR UPDATE`,
+    },
+    /** The rows locked (by ctid: a locked row cannot move), those of apps with no step left. */
+    forgetApps: {
+      name: "forget_apps",
+      text: `WITH gone AS (
+               DELETE FROM ${apps} a WHERE a.ctid = ANY ($1::tid[])
+               AND NOT EXISTS (SELECT FROM ${states} s WHERE s.partition_key = a.partition_key AND s.app_id = a.app_id)
+               RETURNING 1
+             )
+             SELECT count(*)::int AS forgotten FROM gone`,
+    },
+    // Prune: apps a page at a time (primary key order), each page's cutoffs (the keep_last-th
+    // newest step; the highest for older_than alone), then batches that examine at most $5
+    // steps per app below its cutoff, newest first, deleting those created before $6.
+    partitionApps: {
+      name: "prune_partition_apps",
+      text: `SELECT partition_key, app_id FROM ${apps} WHERE partition_key = $1 AND app_id > $2 ORDER BY app_id LIMIT $3`,
+    },
+    anyApps: {
+      name: "prune_any_apps",
+      text: `SELECT partition_key, app_id FROM ${apps} WHERE (partition_key, app_id) > ($1, $2)
+             ORDER BY partition_key, app_id LIMIT $3`,
+    },
+    pruneCutoffs: {
+      name: "prune_cutoffs",
+      text: `SELECT k.i, c.sequence_id, c.write_seq FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k (partition_key, app_id, i)
+             CROSS JOIN LATERAL (SELECT t.sequence_id, t.write_seq FROM ${states} t
+               WHERE t.partition_key = k.partition_key COLLATE "C" AND t.app_id = k.app_id COLLATE "C"
+               ORDER BY t.sequence_id DESC, t.write_seq DESC OFFSET $3 LIMIT 1) c`,
+    },
+    pruneRows: {
+      name: "prune_rows",
+      text: `WITH seen AS MATERIALIZED (
+               SELECT k.i, s.ctid, s.sequence_id, s.write_seq, s.created_at
+               FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS k (partition_key, app_id, sequence_id, write_seq, i)
+               CROSS JOIN LATERAL (SELECT t.ctid, t.sequence_id, t.write_seq, t.created_at FROM ${states} t
+                 WHERE t.partition_key = k.partition_key COLLATE "C" AND t.app_id = k.app_id COLLATE "C"
+                 AND (t.sequence_id, t.write_seq) < (k.sequence_id, k.write_seq)
+                 ORDER BY t.sequence_id DESC, t.write_seq DESC LIMIT $5) s
+             ), gone AS (
+               DELETE FROM ${states} WHERE ctid = ANY (ARRAY(SELECT ctid FROM seen WHERE $6::timestamptz IS NULL OR created_at < $6))
+               RETURNING 1
+             )
+             SELECT (SELECT count(*) FROM gone)::int AS deleted, array_agg(i) AS apps, array_agg(sequence_id) AS sequence_ids, array_agg(write_seq) AS write_seqs
+             FROM seen`,
+    },
+  };
+}
+
+/** A ListSteps page statement; `after` adds the keyset condition ($3, $4), and LIMIT is the last parameter. */
+function stepList(states: string, name: string, after: string, withState: boolean) {
+  const limit = after ? "$5" : "$3";
+  return {
+    name,
+    text: `SELECT partition_key, app_id, sequence_id, position, ${withState ? "state" : "''::bytea AS state"}, status, created_at, write_seq
+           FROM ${states} WHERE partition_key = $1 AND app_id = $2 ${after}
+           ORDER BY sequence_id DESC, write_seq DESC LIMIT ${limit}`,
   };
 }

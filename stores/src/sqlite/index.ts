@@ -4,15 +4,22 @@
  * Rows live in `<table>`; `<table>_apps` keeps each app's latest write so that listing a
  * partition's apps (most recent first) reads an index instead of grouping all states.
  * `write_seq` (the rowid, AUTOINCREMENT so never reused) is the store's monotonic write order.
+ *
+ * History (issue 13): ListSteps reads keyset pages of `<table>_steps`; DeleteApp, DeletePartition
+ * and Prune run in batches of at most batchSize rows, each one IMMEDIATE transaction, on the same
+ * writer as the saves (the writer thread in the server), so they commit in turn with them. An app
+ * leaves `<table>_apps` only in the transaction that finds none of its steps left (README.md,
+ * "History and deletion"). Prune never touches `_apps`: it never deletes an app's highest step,
+ * and `last_write` stays the app's most recent save.
  */
 import Database from "better-sqlite3";
 import * as fs from "node:fs";
 import * as nodePath from "node:path";
 import { Worker, isMainThread, parentPort, workerData } from "node:worker_threads";
-import type { AppIdCursor, Backend, StoredRow, SyncBackend } from "../backend";
+import type { AppIdCursor, Backend, HistoryBackend, StepCursor, StoredRow, SyncBackend, SyncHistoryBackend } from "../backend";
 import { PersisterError, duplicate, notInitialized, unavailable, type Code } from "@burr-state/client/protocol";
 import type { Status } from "@burr-state/client/protocol";
-import type { LoadKey, SaveRow } from "@burr-state/client/protocol";
+import type { LoadKey, PruneRule, SaveRow, StepsKey } from "@burr-state/client/protocol";
 import { checkIdentifier } from "../shared/identifiers";
 import { checkUrlParams } from "../shared/url";
 
@@ -72,10 +79,19 @@ const createStatesTable = (name: string) => `
     created_at INTEGER NOT NULL
   );`;
 
+/**
+ * `<table>_steps` serves every per-app read: load by step, load latest, ListSteps (its keyset on
+ * sequence_id, write_seq), DeleteApp's and Prune's batches. It carries created_at so that ListSteps
+ * without states and Prune's older_than never touch the row's record: created_at is stored after
+ * the state, and reading it from the row would walk a large state's overflow pages. It replaces
+ * version 2's `<table>_app_step (partition_key, app_id, sequence_id)`, of which it is an extension
+ * (that index ended in rowid, i.e. write_seq, too), so the old one is dropped.
+ */
 const createStatesIndexes = (t: string) => `
   CREATE UNIQUE INDEX IF NOT EXISTS ${t}_key ON ${t} (partition_key, app_id, sequence_id, position);
   -- rowid (write_seq) ends every index, so these also order ties by write order.
-  CREATE INDEX IF NOT EXISTS ${t}_app_step ON ${t} (partition_key, app_id, sequence_id);
+  CREATE INDEX IF NOT EXISTS ${t}_steps ON ${t} (partition_key, app_id, sequence_id, write_seq, created_at);
+  DROP INDEX IF EXISTS ${t}_app_step;
   CREATE INDEX IF NOT EXISTS ${t}_partition_recent ON ${t} (partition_key);`;
 
 /** Every statement the store runs (the query-plan test EXPLAINs these very strings). */
@@ -94,7 +110,142 @@ export function sqliteQueries(t: string) {
     firstApps: `SELECT app_id, last_write FROM ${t}_apps WHERE partition_key = ? ORDER BY last_write DESC LIMIT ?`,
     nextApps: `SELECT app_id, last_write FROM ${t}_apps WHERE partition_key = ? AND last_write < ?
                ORDER BY last_write DESC LIMIT ?`,
+
+    // ListSteps: newest first, keyset pages on (sequence_id, write_seq) through <table>_steps; a
+    // before_sequence_id B starts the keyset at (B, 0) (write_seq is never 0). Without states the
+    // state column is not named (X'' stands in), so its bytes are never read.
+    stepsFirst: stepList(t, "", false),
+    stepsNext: stepList(t, "AND (sequence_id, write_seq) < (?, ?)", false),
+    stepsFirstWithState: stepList(t, "", true),
+    stepsNextWithState: stepList(t, "AND (sequence_id, write_seq) < (?, ?)", true),
+
+    // Deletes. Each runs inside one IMMEDIATE transaction of at most a batch of rows, oldest first.
+    /** The newest write_seq of a partition: rows above it were written after a delete began and are not its to delete. */
+    partitionBound: `SELECT write_seq FROM ${t} WHERE partition_key = ? ORDER BY write_seq DESC LIMIT 1`,
+    deleteAppRows: `DELETE FROM ${t} WHERE write_seq IN (
+                      SELECT write_seq FROM ${t} WHERE partition_key = ? AND app_id = ?
+                      AND (sequence_id, write_seq) > (?, ?) AND write_seq <= ?
+                      ORDER BY sequence_id, write_seq LIMIT ?)
+                    RETURNING sequence_id, write_seq`,
+    deletePartitionRows: `DELETE FROM ${t} WHERE write_seq IN (
+                            SELECT write_seq FROM ${t} WHERE partition_key = ? AND write_seq > ? AND write_seq <= ?
+                            ORDER BY write_seq LIMIT ?)
+                          RETURNING write_seq, app_id`,
+    /** Removes an app from the listing only when none of its steps is left (in the transaction that made it so). */
+    forgetApp: `DELETE FROM ${t}_apps WHERE partition_key = ? AND app_id = ?
+                AND NOT EXISTS (SELECT 1 FROM ${t} WHERE partition_key = ? AND app_id = ?)`,
+    partitionApps: `SELECT app_id FROM ${t}_apps WHERE partition_key = ? AND app_id > ? ORDER BY app_id LIMIT ?`,
+    /** The next app of every partition (Prune without a partition), in primary key order. */
+    anyApps: `SELECT partition_key, app_id FROM ${t}_apps WHERE (partition_key, app_id) > (?, ?)
+              ORDER BY partition_key, app_id LIMIT ?`,
+    /** The app's step that Prune keeps last: the keep_last-th newest (OFFSET keep_last - 1; the highest for older_than alone). */
+    pruneCutoff: `SELECT sequence_id, write_seq FROM ${t} WHERE partition_key = ? AND app_id = ?
+                  ORDER BY sequence_id DESC, write_seq DESC LIMIT 1 OFFSET ?`,
+    /** The next steps below the cutoff, newest first, with created_at from the index. */
+    pruneCandidates: `SELECT sequence_id, write_seq, created_at FROM ${t} WHERE partition_key = ? AND app_id = ?
+                      AND (sequence_id, write_seq) < (?, ?) ORDER BY sequence_id DESC, write_seq DESC LIMIT ?`,
+    deleteRow: `DELETE FROM ${t} WHERE write_seq = ?`,
   };
+}
+
+function stepList(t: string, after: string, withState: boolean): string {
+  return `SELECT partition_key, app_id, sequence_id, position, ${withState ? "state" : "X'' AS state"}, status, created_at, write_seq
+          FROM ${t} WHERE partition_key = ? AND app_id = ? ${after}
+          ORDER BY sequence_id DESC, write_seq DESC LIMIT ?`;
+}
+
+/** A step's place in an app's history order: [sequence_id, write_seq]. */
+type StepKey = [sequenceId: number, writeSeq: number];
+
+const compareStepKeys = (a: StepKey, b: StepKey) => a[0] - b[0] || a[1] - b[1];
+
+/** A listed step: the state row's columns, then its write_seq (the keyset's second half). */
+type ListedRow = [...Row, writeSeq: number];
+
+/** Where Prune stands: the app it is in (and below which step it goes on), null before the first. */
+export interface PruneCursor {
+  partitionKey: string;
+  appId: string;
+  /** Steps below this one are still to be examined; null: the app's cutoff is not known yet. */
+  below: StepKey | null;
+}
+
+/**
+ * The history calls' batches, each one transaction: what the async store sends to its writer
+ * thread (so they are serialized with the saves) and the blocking store runs itself.
+ */
+export type HistoryBatch =
+  | { op: "deleteApp"; partitionKey: string; appId: string; bound: number | null; after: StepKey; batchSize: number }
+  | { op: "deletePartition"; partitionKey: string; bound: number | null; after: number; batchSize: number }
+  | { op: "forgetApps"; partitionKey: string; after: string; batchSize: number }
+  | { op: "prune"; rule: PruneRule; cursor: PruneCursor | null; batchSize: number };
+
+export interface BatchOutcome {
+  deleted: number;
+  /** Apps that left the listing (DeletePartition). */
+  forgotten?: number;
+  /** Where the next batch starts; null: the call is done. */
+  next: unknown;
+  /** The write_seq bound the call fixed in its first batch. */
+  bound?: number;
+}
+
+/**
+ * DeleteApp, DeletePartition and Prune as sequences of batches (yielded; each batch's outcome is
+ * sent back). The blocking store runs them in a loop; the async one sends each to the writer.
+ */
+function* deleteAppPlan(partitionKey: string, appId: string, batchSize: number): Generator<HistoryBatch, number, BatchOutcome> {
+  let total = 0;
+  let bound: number | null = null;
+  let after: StepKey = [-1, 0];
+  for (;;) {
+    const outcome: BatchOutcome = yield { op: "deleteApp", partitionKey, appId, bound, after, batchSize };
+    total += outcome.deleted;
+    bound = outcome.bound ?? bound;
+    if (outcome.next === null) return total;
+    after = outcome.next as StepKey;
+  }
+}
+
+function* deletePartitionPlan(partitionKey: string, batchSize: number): Generator<HistoryBatch, { stepsDeleted: number; appsDeleted: number }, BatchOutcome> {
+  let stepsDeleted = 0;
+  let appsDeleted = 0;
+  let bound: number | null = null;
+  let after = 0;
+  for (;;) {
+    const outcome: BatchOutcome = yield { op: "deletePartition", partitionKey, bound, after, batchSize };
+    stepsDeleted += outcome.deleted;
+    appsDeleted += outcome.forgotten ?? 0;
+    bound = outcome.bound ?? bound;
+    if (outcome.next === null) break;
+    after = outcome.next as number;
+  }
+  // Apps listed with no step in the partition at all (none of this store's doing), a page at a time.
+  let afterApp = "";
+  for (;;) {
+    const outcome: BatchOutcome = yield { op: "forgetApps", partitionKey, after: afterApp, batchSize };
+    appsDeleted += outcome.deleted;
+    if (outcome.next === null) return { stepsDeleted, appsDeleted };
+    afterApp = outcome.next as string;
+  }
+}
+
+function* prunePlan(rule: PruneRule, batchSize: number): Generator<HistoryBatch, number, BatchOutcome> {
+  let total = 0;
+  let cursor: PruneCursor | null = null;
+  for (;;) {
+    const outcome: BatchOutcome = yield { op: "prune", rule, cursor, batchSize };
+    total += outcome.deleted;
+    if (outcome.next === null) return total;
+    cursor = outcome.next as PruneCursor;
+  }
+}
+
+/** Runs a plan to its end, each batch at once (the blocking store). */
+function runPlan<T>(plan: Generator<HistoryBatch, T, BatchOutcome>, apply: (batch: HistoryBatch) => BatchOutcome): T {
+  let step = plan.next(undefined as never);
+  while (!step.done) step = plan.next(apply(step.value));
+  return step.value;
 }
 
 /** The three files of a database in WAL mode. */
@@ -155,7 +306,7 @@ const lostErrors = new WeakSet<Error>();
 export const isFilesLost = (error: unknown) => error instanceof Error && lostErrors.has(error);
 
 /** Blocking SQLite store: what embedded synchronous users and the async wrapper both drive. */
-export class SqliteSyncBackend implements SyncBackend {
+export class SqliteSyncBackend implements SyncBackend, SyncHistoryBackend {
   readonly kind = "sqlite";
   readonly db: Database.Database;
   private readonly table: string;
@@ -350,12 +501,20 @@ export class SqliteSyncBackend implements SyncBackend {
   /**
    * Brings a table made by an older version up to date. Version 1 allowed only the statuses
    * "completed" and "failed" (a CHECK constraint); any string is allowed now. SQLite cannot drop
-   * a constraint, so the table is rebuilt in one transaction (write_seq values kept).
+   * a constraint, so the table is rebuilt in one transaction (write_seq values kept). Version 2
+   * had no `<table>_steps` index: it is built (and `<table>_app_step`, which it extends, dropped)
+   * in one transaction; Initialize does the same with IF NOT EXISTS.
    */
   private migrate(): void {
     const t = this.table;
     const found = this.db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?").get(t) as { sql: string } | undefined;
-    if (!found || !/CHECK \(status IN/.test(found.sql)) return;
+    if (!found) return;
+    if (!/CHECK \(status IN/.test(found.sql)) {
+      // Version 2 tables lack <table>_steps (History): made once, by the first connection that opens them.
+      const indexed = this.db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'index' AND name = ?").get(`${t}_steps`) as { n: number };
+      if (indexed.n === 0) this.db.transaction(() => this.db.exec(createStatesIndexes(t))).immediate();
+      return;
+    }
     const columns = "write_seq, partition_key, app_id, sequence_id, position, status, state, created_at";
     this.db.transaction(() => {
       this.db.exec(`
@@ -393,6 +552,19 @@ export class SqliteSyncBackend implements SyncBackend {
       // Rows as [app_id, last_write] arrays: a listing reads 100,000s of them, and arrays are cheaper than objects.
       firstApps: this.db.prepare(sql.firstApps).raw(),
       nextApps: this.db.prepare(sql.nextApps).raw(),
+      stepsFirst: this.db.prepare(sql.stepsFirst).raw(),
+      stepsNext: this.db.prepare(sql.stepsNext).raw(),
+      stepsFirstWithState: this.db.prepare(sql.stepsFirstWithState).raw(),
+      stepsNextWithState: this.db.prepare(sql.stepsNextWithState).raw(),
+      partitionBound: this.db.prepare(sql.partitionBound).pluck(),
+      deleteAppRows: this.db.prepare(sql.deleteAppRows).raw(),
+      deletePartitionRows: this.db.prepare(sql.deletePartitionRows).raw(),
+      forgetApp: this.db.prepare(sql.forgetApp),
+      partitionApps: this.db.prepare(sql.partitionApps).pluck(),
+      anyApps: this.db.prepare(sql.anyApps).raw(),
+      pruneCutoff: this.db.prepare(sql.pruneCutoff).raw(),
+      pruneCandidates: this.db.prepare(sql.pruneCandidates).raw(),
+      deleteRow: this.db.prepare(sql.deleteRow),
     };
   }
 
@@ -486,6 +658,134 @@ export class SqliteSyncBackend implements SyncBackend {
     });
   }
 
+  /** A page of the app's steps, newest first, from after the [sequence_id, write_seq] key `after`. */
+  stepPage(key: StepsKey, pageSize: number, after: StepCursor | null): { rows: StoredRow[]; next: StepCursor | null } {
+    this.checkFiles("read");
+    return this.run(() => {
+      const sql = this.sql;
+      const from = (after as StepKey | null) ?? (key.beforeSequenceId === null ? null : [key.beforeSequenceId, 0]);
+      const rows = (
+        from === null
+          ? (key.includeState ? sql.stepsFirstWithState : sql.stepsFirst).all(key.partitionKey, key.appId, pageSize)
+          : (key.includeState ? sql.stepsNextWithState : sql.stepsNext).all(key.partitionKey, key.appId, from[0], from[1], pageSize)
+      ) as ListedRow[];
+      const last = rows[rows.length - 1];
+      return {
+        rows: rows.map((row) => toStored(row as unknown as Row)!),
+        next: rows.length === pageSize && last ? ([last[2], last[7]] satisfies StepKey) : null,
+      };
+    });
+  }
+
+  deleteApp(partitionKey: string, appId: string, batchSize: number): number {
+    return runPlan(deleteAppPlan(partitionKey, appId, batchSize), (batch) => this.applyBatch(batch));
+  }
+
+  deletePartition(partitionKey: string, batchSize: number): { stepsDeleted: number; appsDeleted: number } {
+    return runPlan(deletePartitionPlan(partitionKey, batchSize), (batch) => this.applyBatch(batch));
+  }
+
+  prune(rule: PruneRule, batchSize: number): number {
+    return runPlan(prunePlan(rule, batchSize), (batch) => this.applyBatch(batch));
+  }
+
+  /**
+   * One batch of DeleteApp, DeletePartition or Prune, in one IMMEDIATE transaction: it holds the
+   * write lock from its first statement, so no save (of this or any other connection) commits
+   * between its statements, and it deletes at most batch.batchSize rows.
+   */
+  applyBatch(batch: HistoryBatch): BatchOutcome {
+    this.checkFiles("write");
+    const outcome = this.run(() => this.db.transaction(() => this.batchWork(batch)).immediate());
+    // As for saves: a commit into files that went away is not reported done.
+    this.checkIdentities();
+    return outcome;
+  }
+
+  private batchWork(batch: HistoryBatch): BatchOutcome {
+    const sql = this.sql;
+    switch (batch.op) {
+      case "deleteApp": {
+        const { partitionKey, appId, batchSize } = batch;
+        // Fixed by the first batch: steps written after the delete began are not its to delete.
+        const bound = batch.bound ?? ((sql.partitionBound.get(partitionKey) as number | undefined) ?? 0);
+        const rows = sql.deleteAppRows.all(partitionKey, appId, batch.after[0], batch.after[1], bound, batchSize) as StepKey[];
+        // In this same transaction (no save commits in between), the app leaves the listing if no
+        // step of it is left (a save that landed during the delete keeps it listed): no commit
+        // ever shows it listed without steps. An index probe, cheap enough for every batch.
+        const forgotten = sql.forgetApp.run(partitionKey, appId, partitionKey, appId).changes > 0;
+        if (rows.length < batchSize || forgotten) return { deleted: rows.length, next: null, bound };
+        return { deleted: rows.length, next: rows.reduce((a, b) => (compareStepKeys(a, b) >= 0 ? a : b)), bound };
+      }
+      case "deletePartition": {
+        const bound = batch.bound ?? ((sql.partitionBound.get(batch.partitionKey) as number | undefined) ?? 0);
+        const deleted = sql.deletePartitionRows.all(batch.partitionKey, batch.after, bound, batch.batchSize) as Array<[writeSeq: number, appId: string]>;
+        // As for DeleteApp: each app whose last step went leaves the listing in the same transaction.
+        let forgotten = 0;
+        for (const appId of new Set(deleted.map(([, appId]) => appId))) forgotten += sql.forgetApp.run(batch.partitionKey, appId, batch.partitionKey, appId).changes;
+        const last = deleted.reduce((max, [writeSeq]) => Math.max(max, writeSeq), 0);
+        return { deleted: deleted.length, forgotten, next: deleted.length < batch.batchSize ? null : last, bound };
+      }
+      case "forgetApps": {
+        // The partition's apps, a page at a time by primary key: each leaves the listing if it has no step left.
+        const apps = sql.partitionApps.all(batch.partitionKey, batch.after, batch.batchSize) as string[];
+        let forgotten = 0;
+        for (const appId of apps) forgotten += sql.forgetApp.run(batch.partitionKey, appId, batch.partitionKey, appId).changes;
+        return { deleted: forgotten, next: apps.length < batch.batchSize ? null : apps[apps.length - 1]! };
+      }
+      case "prune":
+        return this.pruneWork(batch.rule, batch.cursor, batch.batchSize);
+    }
+  }
+
+  /**
+   * Prune, app after app (in primary key order of <table>_apps): each app's cutoff is its
+   * keep_last-th newest step (its highest for older_than alone), and the steps below it are
+   * examined newest first, those created before older_than deleted. Examining a step or finding a
+   * cutoff costs one unit of the batch size, so one transaction does bounded work even where
+   * nothing is deleted; it stops mid-app, and the cursor says where to go on.
+   */
+  private pruneWork(rule: PruneRule, cursor: PruneCursor | null, batchSize: number): BatchOutcome {
+    const sql = this.sql;
+    const offset = (rule.keepLast ?? 1) - 1;
+    const olderThan = rule.olderThan === null ? Number.POSITIVE_INFINITY : rule.olderThan.getTime();
+    let budget = batchSize;
+    let deleted = 0;
+    let at: PruneCursor | null = cursor ?? this.nextPruneApp(rule, null);
+    while (at !== null && budget > 0) {
+      let below = at.below;
+      if (below === null) {
+        budget--;
+        below = (sql.pruneCutoff.get(at.partitionKey, at.appId, offset) as StepKey | undefined) ?? null;
+        // Fewer steps than keep_last (or just one): nothing of this app goes.
+        if (below === null) {
+          at = this.nextPruneApp(rule, at);
+          continue;
+        }
+        at = { ...at, below };
+        if (budget === 0) break;
+      }
+      const asked = budget;
+      const rows = sql.pruneCandidates.all(at.partitionKey, at.appId, below[0], below[1], asked) as Array<[sequenceId: number, writeSeq: number, createdAt: number]>;
+      for (const [, writeSeq, createdAt] of rows) if (createdAt < olderThan) deleted += sql.deleteRow.run(writeSeq).changes;
+      budget -= rows.length;
+      const last = rows[rows.length - 1];
+      at = rows.length < asked || !last ? this.nextPruneApp(rule, at) : { ...at, below: [last[0], last[1]] };
+    }
+    return { deleted, next: at };
+  }
+
+  /** The app after `at` in the rule's scope (one app, one partition's, or every partition's), null after the last. */
+  private nextPruneApp(rule: PruneRule, at: PruneCursor | null): PruneCursor | null {
+    if (rule.appId !== null) return at === null ? { partitionKey: rule.partitionKey ?? "", appId: rule.appId, below: null } : null;
+    if (rule.partitionKey !== null) {
+      const appId = this.sql.partitionApps.get(rule.partitionKey, at?.appId ?? "", 1) as string | undefined;
+      return appId === undefined ? null : { partitionKey: rule.partitionKey, appId, below: null };
+    }
+    const next = this.sql.anyApps.get(at?.partitionKey ?? "", at?.appId ?? "", 1) as [string, string] | undefined;
+    return next ? { partitionKey: next[0], appId: next[1], below: null } : null;
+  }
+
   close(): void {
     if (this.db.open) this.db.close();
     if (this.lost) this.removeStaleCompanions();
@@ -512,8 +812,8 @@ function fromOutcome(outcome: WriteOutcome): Date | Error {
 }
 
 /** What the writer thread is asked (in order) and answers (in the same order). */
-type WriterRequest = { kind: "write"; rows: SaveRow[] } | { kind: "probe" };
-type WriterReply = { outcomes: WriteOutcome[] } | { probe: WriteOutcome | null };
+type WriterRequest = { kind: "write"; rows: SaveRow[] } | { kind: "probe" } | { kind: "history"; batch: HistoryBatch };
+type WriterReply = { outcomes: WriteOutcome[] } | { probe: WriteOutcome | null } | { history: BatchOutcome } | { historyFailed: WriteOutcome };
 
 /** Marks the worker this module starts for itself (see the end of the file). */
 const writerRole = "burr-sqlite-writer";
@@ -584,6 +884,13 @@ class WriterThread {
     return (reply as { outcomes: WriteOutcome[] }).outcomes;
   }
 
+  /** Runs one batch of a delete or prune, in its turn among the saves (the thread serves requests in order). */
+  async history(batch: HistoryBatch): Promise<BatchOutcome> {
+    const reply = (await this.ask({ kind: "history", batch })) as { history: BatchOutcome } | { historyFailed: WriteOutcome };
+    if ("historyFailed" in reply) throw fromOutcome(reply.historyFailed);
+    return reply.history;
+  }
+
   /** The thread's connection can write: its files are the ones opened and writable, the write lock can be taken. */
   async probe(): Promise<void> {
     const reply = (await this.ask({ kind: "probe" })) as { probe: WriteOutcome | null };
@@ -609,12 +916,15 @@ function serveWrites(data: WriterData): void {
       if (request.kind === "probe") {
         store.probe();
         reply = { probe: null };
+      } else if (request.kind === "history") {
+        reply = { history: store.applyBatch(request.batch) };
       } else {
         reply = { outcomes: store.saveMany(request.rows).map(toOutcome) };
       }
     } catch (error) {
       const outcome = toOutcome(error instanceof Error ? error : new Error(String(error)));
-      reply = request.kind === "probe" ? { probe: outcome } : { outcomes: request.rows.map(() => outcome) };
+      reply =
+        request.kind === "probe" ? { probe: outcome } : request.kind === "history" ? { historyFailed: outcome } : { outcomes: request.rows.map(() => outcome) };
     }
     parentPort!.postMessage(reply);
   });
@@ -626,13 +936,18 @@ function serveWrites(data: WriterData): void {
  * saves. A file store commits on its writer thread; an in-memory one (which a second
  * connection cannot open) commits on this thread.
  */
-export class SqliteBackend implements Backend {
+export class SqliteBackend implements Backend, HistoryBackend {
   readonly kind = "sqlite";
   private pending: Array<{ row: SaveRow; resolve: (date: Date) => void; reject: (error: unknown) => void }> = [];
   private flushing: Promise<void> | null = null;
   private readonly writer: WriterThread | null;
   /** Set once the writer thread found the files deleted or replaced (its message names the salvaged copy). */
   private lost: Error | null = null;
+  /** Deletes and prunes under way (see readerTurn()). */
+  private deleting = 0;
+  /** The writer thread's current batch of a delete or prune, which close() lets finish. */
+  private batchInFlight: Promise<unknown> | null = null;
+  private closing = false;
 
   constructor(readonly sync: SqliteSyncBackend) {
     const path = sync.options.path;
@@ -677,18 +992,95 @@ export class SqliteBackend implements Backend {
   }
 
   async load(key: LoadKey) {
+    await this.readerTurn();
     if (this.lost) throw this.lost;
     return this.sync.load(key);
+  }
+
+  /**
+   * Reads run on this thread at once (no I/O to wait for), so a caller that reads in a loop
+   * would only ever wait on promises already resolved, and the writer thread's answers (events)
+   * would never be handled: a delete would wait forever. While a delete or prune runs, each read
+   * first lets the event loop turn.
+   */
+  private async readerTurn(): Promise<void> {
+    if (this.deleting > 0) await new Promise((resolve) => setImmediate(resolve));
   }
 
   async *appIdPages(partitionKey: string, pageSize: number): AsyncIterable<string[]> {
     let cursor: AppIdCursor | null = null;
     do {
+      await this.readerTurn();
       if (this.lost) throw this.lost;
       const page = this.sync.appIdPage(partitionKey, pageSize, cursor);
       if (page.ids.length > 0) yield page.ids;
       cursor = page.next;
     } while (cursor !== null);
+  }
+
+  /** Read on this thread's connection, a page at a time (WAL: never blocked by the writer). */
+  async *stepPages(key: StepsKey, pageSize: number): AsyncIterable<StoredRow[]> {
+    let cursor: StepCursor | null = null;
+    let left = key.limit ?? Number.POSITIVE_INFINITY;
+    do {
+      await this.readerTurn();
+      if (this.lost) throw this.lost;
+      const page = this.sync.stepPage(key, Math.min(pageSize, left), cursor);
+      if (page.rows.length > 0) yield page.rows;
+      left -= page.rows.length;
+      cursor = page.next;
+    } while (cursor !== null && left > 0);
+  }
+
+  deleteApp(partitionKey: string, appId: string, batchSize: number): Promise<number> {
+    return this.runBatches(deleteAppPlan(partitionKey, appId, batchSize));
+  }
+
+  deletePartition(partitionKey: string, batchSize: number): Promise<{ stepsDeleted: number; appsDeleted: number }> {
+    return this.runBatches(deletePartitionPlan(partitionKey, batchSize));
+  }
+
+  prune(rule: PruneRule, batchSize: number): Promise<number> {
+    return this.runBatches(prunePlan(rule, batchSize));
+  }
+
+  /**
+   * Each batch goes to the writer thread like a batch of saves, so deletes and saves commit one
+   * transaction at a time, in the order asked; between two batches of a delete the saves that
+   * arrived meanwhile commit, and reads never wait (WAL). An in-memory store runs each batch on
+   * this thread, one per turn of the event loop.
+   */
+  private async runBatches<T>(plan: Generator<HistoryBatch, T, BatchOutcome>): Promise<T> {
+    this.deleting++;
+    try {
+      return await this.runEachBatch(plan);
+    } finally {
+      this.deleting--;
+    }
+  }
+
+  private async runEachBatch<T>(plan: Generator<HistoryBatch, T, BatchOutcome>): Promise<T> {
+    let step = plan.next(undefined as never);
+    while (!step.done) {
+      if (this.lost) throw this.lost;
+      if (this.closing) throw unavailable("the SQLite database", new Error("the store was closed"));
+      let outcome: BatchOutcome;
+      try {
+        if (this.writer) {
+          const asked = this.writer.history(step.value);
+          this.batchInFlight = asked;
+          outcome = await asked;
+        } else {
+          await new Promise((resolve) => setImmediate(resolve));
+          outcome = this.sync.applyBatch(step.value);
+        }
+      } catch (error) {
+        if (isFilesLost(error)) this.lost ??= error as Error;
+        throw error;
+      }
+      step = plan.next(outcome);
+    }
+    return step.value;
   }
 
   /** Both connections: the writer thread's (which copies the database away if its files are gone) first, then this one's. */
@@ -706,7 +1098,10 @@ export class SqliteBackend implements Backend {
 
   /** Saves already accepted are committed first. */
   async close() {
+    this.closing = true;
     while (this.flushing) await this.flushing;
+    // A delete or prune under way ends after its current batch (UNAVAILABLE), never mid-batch.
+    await this.batchInFlight?.catch(() => {});
     await this.writer?.close();
     this.sync.close();
   }
