@@ -20,7 +20,7 @@ import { parseConfig, type ServerConfig } from "../../server/src/config";
 import { healthAddress } from "../../server/src/health-check";
 import { checkExposure } from "../../server/src/security";
 import { storeFor } from "../../stores/src/registry";
-import { parseLine } from "../support/server-process";
+import { parseLine, watchStarted } from "../support/server-process";
 import { copyPaths, dockerIgnored, durationMs, envPairs, parseDockerfile, stageEnv, type Instruction, type Stage } from "./dockerfile";
 import { readYaml } from "./yaml-subset";
 
@@ -449,28 +449,7 @@ describe("the image, assembled from the Dockerfile and run as an unprivileged us
       const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
       return exited.finally(() => clearTimeout(timer));
     };
-    const started = new Promise<Record<string, unknown>>((resolve, reject) => {
-      let buffered = "";
-      const timer = setTimeout(() => reject(new Error(`no "started" line in 30 s:\n${logs.join("\n")}`)), 30_000);
-      child.stderr!.setEncoding("utf8");
-      child.stderr!.on("data", (data: string) => {
-        buffered += data;
-        const lines = buffered.split("\n");
-        buffered = lines.pop()!;
-        for (const line of lines) {
-          logs.push(line);
-          const event = parseLine(line);
-          if (event?.event === "started") {
-            clearTimeout(timer);
-            resolve(event);
-          }
-        }
-      });
-      void exited.then((code) => {
-        clearTimeout(timer);
-        reject(new Error(`exited with ${code}:\n${logs.join("\n")}${buffered}`));
-      });
-    });
+    const started = watchStarted(child, logs, exited);
     started.catch(() => undefined);
     return { child, logs, exitCode, started };
   }

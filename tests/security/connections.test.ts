@@ -11,7 +11,7 @@ import * as path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { makeCertificates } from "../support/certificates";
 import { rawUnary } from "../support/raw-grpc";
-import { parseLine, repoRoot, serverScript, startServerProcess } from "../support/server-process";
+import { parseLine, repoRoot, serverScript, startServerProcess, watchStarted } from "../support/server-process";
 
 const isInitialized = "/burr.state.v1.StatePersister/IsInitialized";
 
@@ -30,20 +30,7 @@ async function startWithDescriptorLimit(limit: number, args: string[]): Promise<
   });
   const logs: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  let buffered = "";
-  child.stderr!.setEncoding("utf8");
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stderr!.on("data", (data: string) => {
-      buffered += data;
-      const lines = buffered.split("\n");
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        logs.push(line);
-        if (parseLine(line)?.event === "started") resolve(parseLine(line)!.port as number);
-      }
-    });
-    void exited.then((code) => reject(new Error(`exited with ${code}: ${logs.join("\n")}`)));
-  });
+  const port = (await watchStarted(child, logs, exited)).port as number;
   return { port, pid: child.pid!, logs, stop: () => (child.kill("SIGTERM"), exited) };
 }
 

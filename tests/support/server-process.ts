@@ -50,28 +50,7 @@ export async function startProcess(script: string, args: string[], options: Proc
   });
   const logs: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const port = await new Promise<number>((resolve, reject) => {
-    let buffered = "";
-    const timer = setTimeout(() => reject(new Error(`${script} did not start in 30 s:\n${logs.join("\n")}`)), 30_000);
-    child.stderr!.setEncoding("utf8");
-    child.stderr!.on("data", (data: string) => {
-      buffered += data;
-      const lines = buffered.split("\n");
-      buffered = lines.pop()!;
-      for (const line of lines) {
-        logs.push(line);
-        const event = parseLine(line);
-        if (event?.event === "started") {
-          clearTimeout(timer);
-          resolve(event.port as number);
-        }
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new ChildExited(code, logs));
-    });
-  });
+  const port = (await watchStarted(child, logs, exited, script)).port as number;
   return {
     port,
     address: `127.0.0.1:${port}`,
@@ -83,6 +62,35 @@ export async function startProcess(script: string, args: string[], options: Proc
       return exited;
     },
   };
+}
+
+/**
+ * Collects a server child's stderr lines into `logs` and resolves with its "started" event;
+ * rejects with ChildExited if it exits first, or after 30 s.
+ */
+export function watchStarted(child: ChildProcess, logs: string[], exited: Promise<number | null>, what = "the server"): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let buffered = "";
+    const timer = setTimeout(() => reject(new Error(`${what} did not start in 30 s:\n${logs.join("\n")}`)), 30_000);
+    child.stderr!.setEncoding("utf8");
+    child.stderr!.on("data", (data: string) => {
+      buffered += data;
+      const lines = buffered.split("\n");
+      buffered = lines.pop()!;
+      for (const line of lines) {
+        logs.push(line);
+        const event = parseLine(line);
+        if (event?.event === "started") {
+          clearTimeout(timer);
+          resolve(event);
+        }
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new ChildExited(code, logs));
+    });
+  });
 }
 
 /** A child that exited before it served; `reason` is the cause it logged, if any. */
