@@ -2,9 +2,11 @@
  * The gRPC ceiling: the StatePersister service on the same grpc-js server stack and message
  * definition as the real server (core/grpc-definition.ts), answering from memory without any
  * store. A Load answers a state of --state-bytes, a listing streams --list-ids ids in the
- * server's chunk size, so requests and responses have the sizes the real calls have.
+ * server's chunk size, a ListSteps streams the steps (no states) of an app of --history-steps
+ * steps, newest first, as many as its limit asks, in the server's page size, so requests and
+ * responses have the sizes the real calls have. No DeleteApp: its row has no gRPC ceiling.
  *
- *   tsx bench/noop-server.ts --listen 127.0.0.1:0 --state-bytes 2048 --list-ids 2500
+ *   tsx bench/noop-server.ts --listen 127.0.0.1:0 --state-bytes 2048 --list-ids 2500 --history-steps 10000
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -13,6 +15,8 @@ import { parseArgs } from "node:util";
 import { serviceDefinition } from "../client/src/grpc-definition";
 import {
   ListAppIdsResponseSchema,
+  type ListStepsRequest,
+  ListStepsResponseSchema,
   LoadResponseSchema,
   PersistedStateSchema,
   PipelineResponseSchema,
@@ -21,17 +25,18 @@ import {
   StatePersister,
   Status,
 } from "../client/src/gen/burr/state/v1/state_persister_pb";
-import { appId, partitionFor, stateOf } from "./lib/workload";
+import { appId, historyApp, historyPartition, partitionFor, stateOf } from "./lib/workload";
 
-/** The real server's page size for listings (core/guard.ts), so chunks are alike. */
+/** The real server's page size for listings (stores/src/guard.ts), so chunks are alike. */
 const chunkIds = 1000;
 const maxMessageBytes = 16 * 1024 * 1024;
 
 const { values } = parseArgs({
-  options: { listen: { type: "string" }, "state-bytes": { type: "string" }, "list-ids": { type: "string" } },
+  options: { listen: { type: "string" }, "state-bytes": { type: "string" }, "list-ids": { type: "string" }, "history-steps": { type: "string" } },
 });
 const stateBytes = Number(values["state-bytes"] ?? 2048);
 const listIds = Number(values["list-ids"] ?? 1000);
+const historySteps = Number(values["history-steps"] ?? 100);
 
 const loaded = create(LoadResponseSchema, {
   persistedState: create(PersistedStateSchema, {
@@ -50,6 +55,18 @@ const chunks = Array.from({ length: Math.ceil(listIds / chunkIds) }, (_, chunk) 
   }),
 );
 
+/** The history's steps, newest first, without states (as a listing without include_state sends them). */
+const steps = Array.from({ length: historySteps }, (_, i) =>
+  create(PersistedStateSchema, {
+    partitionKey: historyPartition,
+    appId: historyApp,
+    sequenceId: BigInt(historySteps - 1 - i),
+    position: `step-${historySteps - 1 - i}`,
+    status: Status.COMPLETED,
+    createdAt: timestampFromDate(new Date()),
+  }),
+);
+
 const saved = () => create(SaveResponseSchema, { createdAt: timestampFromDate(new Date()) });
 
 const implementation: grpc.UntypedServiceImplementation = {
@@ -60,6 +77,16 @@ const implementation: grpc.UntypedServiceImplementation = {
   listAppIds: async (call: grpc.ServerWritableStream<unknown, object>) => {
     for (const chunk of chunks) {
       if (call.cancelled) return;
+      if (!call.write(chunk)) await new Promise((resolve) => call.once("drain", resolve).once("cancelled", resolve));
+    }
+    call.end();
+  },
+  listSteps: async (call: grpc.ServerWritableStream<ListStepsRequest, object>) => {
+    const count = Math.min(call.request.limit || historySteps, historySteps);
+    const page = Math.min(chunkIds, count);
+    for (let from = 0; from < count; from += page) {
+      if (call.cancelled) return;
+      const chunk = create(ListStepsResponseSchema, { steps: steps.slice(from, Math.min(from + page, count)) });
       if (!call.write(chunk)) await new Promise((resolve) => call.once("drain", resolve).once("cancelled", resolve));
     }
     call.end();
@@ -83,6 +110,6 @@ server.bindAsync(values.listen ?? "127.0.0.1:0", grpc.ServerCredentials.createIn
     process.stderr.write(`${JSON.stringify({ event: "start_failed", cause: error.message })}\n`);
     process.exit(1);
   }
-  process.stderr.write(`${JSON.stringify({ event: "started", port, stateBytes, listIds })}\n`);
+  process.stderr.write(`${JSON.stringify({ event: "started", port, stateBytes, listIds, historySteps })}\n`);
 });
 process.once("SIGTERM", () => server.tryShutdown(() => process.exit(0)));

@@ -4,8 +4,8 @@
  * ceilings: the same calls against a no-op server (gRPC ceiling) and the same database
  * operations done directly by the driver (database ceiling, see lib/ceilings.ts).
  *
- *   npm run bench                       full run (about 8 minutes on 2 cores), writes bench/results/
- *   npm run bench -- --smoke            tiny run for CI (under a minute), writes nothing
+ *   npm run bench                       full run (about 11 minutes on 2 cores), writes bench/results/
+ *   npm run bench -- --smoke            tiny run for CI (about a minute), writes nothing
  *   npm run bench -- --backends sqlite --ops save,load-latest --sizes 2048 --concurrency 64 --profile
  *
  * Options: --backends a,b  --ops a,b  --sizes BYTES,..  --concurrency N,..  --warmup-ms N
@@ -13,11 +13,19 @@
  * --sqlite-synchronous full|normal  --postgres-pool N  --sync-calls N  --target-rounds N (rounds
  * of the rows a target applies to; the round with the median ratio is reported)
  * --backend-budget-s N (a backend's remaining rows are left out once it has run this long)
+ * --history-steps N (steps of the app the ListSteps rows read: 10,000; smoke 200)
+ * --delete-steps N (steps of the app the DeleteApp row deletes: 100,000; smoke 500)
+ *   (both smaller on MongoDB/FerretDB unless given: see historySizes)
  * --profile (V8 CPU profiles of the server children into bench/results/profiles/)
  * --out DIR (write results; the default full run writes to bench/results, smoke and filtered
  * runs only print).
  * --python / --no-python / --python-only: the Python row (lib/python-row.ts: the Python client
  * against Burr's own persisters), included in unfiltered runs, after the backends.
+ * --ops list-steps also measures list-steps-all (the whole history, at the lowest concurrency only).
+ * The history rows (list-steps, list-steps-all, delete-app-100k) run last per backend, on data of
+ * their own preloaded right before them through the client (64 saves in flight), outside the
+ * backend's budget (their sizes are bounded per backend instead).
+ * The server is built first (`npm run build`, incremental), as the tests' global setup does.
  * A backend that cannot start (its module still UNIMPLEMENTED, its database unreachable) is
  * reported as skipped with the reason; the run goes on with the others.
  */
@@ -29,15 +37,21 @@ import { SyncGrpcStatePersister } from "../client/src/sync-persister";
 import { rawCodec } from "../client/src/codec";
 import { backendNames, benchBackend, type BenchBackend } from "./lib/backends";
 import { openCeiling, type BackendName } from "./lib/ceilings";
-import { ChildExited, repoRoot, startChildServer, type ChildServer } from "./lib/children";
+import { buildServer, ChildExited, repoRoot, startChildServer, type ChildServer } from "./lib/children";
 import { serverScript } from "../tests/support/server-process";
 import { JobRunner, openSurface, type Job, type Target } from "./lib/jobs";
-import type { Summary, Timing } from "./lib/load";
+import { summarize, type Measurement, type Summary, type Timing } from "./lib/load";
 import { PythonBench, pythonBroken, pythonMarkdown, type PythonLine } from "./lib/python-row";
 import { formatBytes, formatMs, formatRate, formatRatio, machine, machineLine, markdownTable, type Machine } from "./lib/report";
 import {
   appId,
   fixtureRows,
+  historyApp,
+  historyOperations,
+  historyPage,
+  historyPartition,
+  historyRows,
+  historyStateBytes,
   listFixtureRows,
   listStateBytes,
   operationLabels,
@@ -45,6 +59,7 @@ import {
   partitionFor,
   saveAll,
   sizeIndependent,
+  type Surface,
   stateOf,
   type Fixture,
   type Operation,
@@ -69,6 +84,9 @@ interface Options {
   outDir?: string;
   /** The Python row (bench/lib/python-row.ts). */
   python: boolean;
+  /** --history-steps / --delete-steps, when given (they then apply to every backend). */
+  historySteps?: number;
+  deleteSteps?: number;
 }
 
 const list = (text: string | undefined) => text?.split(",").map((item) => item.trim()).filter(Boolean);
@@ -95,6 +113,8 @@ function parseOptions(argv: string[]): Options {
       python: { type: "boolean" },
       "no-python": { type: "boolean" },
       "python-only": { type: "boolean" },
+      "history-steps": { type: "string" },
+      "delete-steps": { type: "string" },
     },
   });
   const smoke = values.smoke ?? false;
@@ -102,6 +122,8 @@ function parseOptions(argv: string[]): Options {
   for (const name of backends) if (!backendNames.includes(name)) throw new Error(`unknown backend ${name}: use ${backendNames.join(", ")}`);
   const ops = (list(values.ops) ?? operations) as Operation[];
   for (const op of ops) if (!operations.includes(op)) throw new Error(`unknown operation ${op}: use ${operations.join(", ")}`);
+  // The whole-history read is list-steps' second row.
+  if (ops.includes("list-steps") && !ops.includes("list-steps-all")) ops.splice(ops.indexOf("list-steps") + 1, 0, "list-steps-all");
   const synchronous = values["sqlite-synchronous"] ?? "full";
   if (synchronous !== "full" && synchronous !== "normal") throw new Error("--sqlite-synchronous is full or normal");
   const filtered = [values.backends, values.ops, values.sizes, values.concurrency, values["python-only"]].some((value) => value !== undefined);
@@ -126,12 +148,37 @@ function parseOptions(argv: string[]): Options {
     profileDir: values.profile ? path.join(repoRoot, "bench/results/profiles", stamp) : undefined,
     outDir: values.out ?? (smoke || filtered ? undefined : path.join(repoRoot, "bench/results")),
     python: !values["no-python"] && (values.python || values["python-only"] || !filtered),
+    historySteps: values["history-steps"] === undefined ? undefined : Number(values["history-steps"]),
+    deleteSteps: values["delete-steps"] === undefined ? undefined : Number(values["delete-steps"]),
   };
 }
 
 /** Smaller fixtures for large states keep the preload short; listings always cover several chunks. */
-const fixtureFor = (options: Options, stateBytes: number): Fixture =>
-  options.smoke ? { apps: 20, steps: 2, listApps: 50 } : stateBytes > 64 * 1024 ? { apps: 50, steps: 2, listApps: 2500 } : { apps: 500, steps: 4, listApps: 2500 };
+const fixtureFor = (options: Options, stateBytes: number, historySteps = 0): Fixture => ({
+  ...(options.smoke ? { apps: 20, steps: 2, listApps: 50 } : stateBytes > 64 * 1024 ? { apps: 50, steps: 2, listApps: 2500 } : { apps: 500, steps: 4, listApps: 2500 }),
+  historySteps,
+});
+
+/** The history rows' apps: steps of the app ListSteps reads and of the app DeleteApp deletes. */
+const historyFull = { listSteps: 10_000, deleteSteps: 100_000 };
+const historySmoke = { listSteps: 200, deleteSteps: 500 };
+/**
+ * FerretDB (the MongoDB service here) answers a query by reading the whole collection: with
+ * 10,000 more steps a ListSteps page took 2.2 s, reading the whole history 27 s, and a DeleteApp
+ * of 10,000 steps failed on the store's 5 s socket timeout; with these it finishes (a note under
+ * the table says so). The smoke run's collection is small enough for the usual sizes.
+ */
+const historyFerret = { listSteps: 1_000, deleteSteps: 5_000 };
+
+function historySizes(options: Options, backend: BackendName): { listSteps: number; deleteSteps: number; reduced: boolean } {
+  const reduced = backend === "mongo" && !options.smoke;
+  const base = options.smoke ? historySmoke : reduced ? historyFerret : historyFull;
+  return {
+    listSteps: options.historySteps ?? base.listSteps,
+    deleteSteps: options.deleteSteps ?? base.deleteSteps,
+    reduced: reduced && (options.historySteps === undefined || options.deleteSteps === undefined),
+  };
+}
 
 interface Row {
   kind: "row";
@@ -146,6 +193,8 @@ interface Row {
   dbCeiling: Summary | null;
   grpcRatio: number;
   dbRatio: number | null;
+  /** History rows: the steps of the app listed. */
+  historySteps?: number;
   /** Every round's rates, when the row was measured more than once. */
   rounds: Array<{ opsPerSec: number; grpcCeilingOpsPerSec: number; dbCeilingOpsPerSec: number | null }>;
   target: { of: "grpc" | "db"; atLeast: number; met: boolean } | null;
@@ -160,8 +209,8 @@ interface Round {
 }
 
 interface Skipped {
-  /** skipped: the backend could not run at all; unmeasured: some of its rows were left out. */
-  kind: "skipped" | "unmeasured";
+  /** skipped: the backend could not run at all; unmeasured: some of its rows were left out; note: rows measured differently. */
+  kind: "skipped" | "unmeasured" | "note";
   backend: BackendName;
   reason: string;
 }
@@ -180,7 +229,30 @@ interface SyncRow {
   met: boolean;
 }
 
-type Line = Row | Skipped | SyncRow;
+/**
+ * DeleteApp of a long history (one call, timed) while another app is loaded in a loop (one
+ * call in flight), against the same loop on the idle server just before.
+ */
+interface DeleteRow {
+  kind: "delete-app";
+  backend: BackendName;
+  stateBytes: number;
+  /** Steps preloaded into the app, and how fast (64 saves in flight through the client). */
+  steps: number;
+  preloadMs: number;
+  /** What DeleteApp answered (null: it failed). */
+  stepsDeleted: number | null;
+  wallMs: number;
+  stepsPerSec: number;
+  /** True once a Load of the deleted app finds nothing. */
+  gone: boolean;
+  error?: string;
+  errorCode?: string;
+  loadsIdle: Summary;
+  loadsDuring: Summary;
+}
+
+type Line = Row | Skipped | SyncRow | DeleteRow;
 
 /** The issue's targets: Save and Load at 64 in flight with 2 KiB states. */
 function targetFor(backend: BackendName, operation: Operation, stateBytes: number | null, concurrency: number) {
@@ -195,11 +267,16 @@ const warmupBlocks = 20;
 /** Most of the client's 10 s call deadline: rows whose calls would queue longer are left out. */
 const queueLimitMs = 8000;
 
+/** Failures that only say a store is too slow (a result); any other means the bench or the product is broken. */
+const slowness = new Set(["DEADLINE_EXCEEDED", "UNAVAILABLE"]);
+
 class Bench {
   private readonly runner: JobRunner;
-  private readonly noopServers = new Map<number, Promise<ChildServer>>();
+  private readonly noopServers = new Map<string, Promise<ChildServer>>();
   private readonly runId = `${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
   private jobs = 0;
+  /** A history row's preload failed for another reason than a slow store. */
+  historyBroken = false;
   /** What an interrupted run must still stop and drop. */
   private current: { server: ChildServer | null; backend: BenchBackend } | null = null;
   readonly lines: Line[] = [];
@@ -208,24 +285,25 @@ class Bench {
     this.runner = new JobRunner(options.clientProcesses);
   }
 
-  private noopServer(stateBytes: number): Promise<ChildServer> {
-    let server = this.noopServers.get(stateBytes);
+  private noopServer(fixture: Fixture, stateBytes: number): Promise<ChildServer> {
+    const key = `${stateBytes}/${fixture.historySteps}`;
+    let server = this.noopServers.get(key);
     if (!server) {
-      const listIds = fixtureFor(this.options, stateBytes).listApps;
-      server = startChildServer("bench/noop-server.ts", ["--state-bytes", String(stateBytes), "--list-ids", String(listIds)]);
-      this.noopServers.set(stateBytes, server);
+      const args = ["--state-bytes", String(stateBytes), "--list-ids", String(fixture.listApps), "--history-steps", String(fixture.historySteps)];
+      server = startChildServer("bench/noop-server.ts", args);
+      this.noopServers.set(key, server);
     }
     return server;
   }
 
-  private measure(target: Target, operation: Operation, stateBytes: number, concurrency: number): Promise<Summary> {
+  private measure(target: Target, fixture: Fixture, operation: Operation, stateBytes: number, concurrency: number): Promise<Summary> {
     const job: Job = {
       target,
       operation,
       stateBytes,
       concurrency,
       timing: this.options.timing,
-      fixture: fixtureFor(this.options, stateBytes),
+      fixture,
       tag: `${this.runId}-${++this.jobs}`,
       process: 0,
     };
@@ -259,33 +337,15 @@ class Bench {
       // The budget is for the rows: the preload's time depends on the fixture, not on the rows' count.
       started = performance.now();
       const left: string[] = [];
+      const overBudget = () => performance.now() - started > this.options.backendBudgetMs;
       for (const [index, stateBytes] of this.options.sizes.entries()) {
         for (const operation of this.options.operations) {
-          if (sizeIndependent.has(operation) && index > 0) continue;
-          let alone: Row | null = null;
-          for (const concurrency of this.options.concurrencies) {
-            const label = `${operation} ${sizeIndependent.has(operation) ? "" : `${formatBytes(stateBytes)} `}x${concurrency}`;
-            if (performance.now() - started > this.options.backendBudgetMs) {
-              left.push(label);
-              continue;
-            }
-            // A call that takes seconds alone would only time out with many in flight, and the
-            // abandoned work would slow the store down for everyone after.
-            const queued = (summary: Summary | null | undefined) => (summary ? (summary.p50Ms || Number.POSITIVE_INFINITY) * concurrency : 0);
-            const aloneText = (summary: Summary) =>
-              summary.calls > 0 ? `one call alone took ${formatMs(summary.p50Ms)} ms` : `no call alone succeeded (${summary.firstError})`;
-            if (queued(alone?.server) > queueLimitMs) {
-              this.emit({ kind: "unmeasured", backend: name, reason: `${label}: ${aloneText(alone!.server)}` });
-              continue;
-            }
-            const withCeiling = ceilingFailure === null && queued(alone?.dbCeiling) <= queueLimitMs;
-            if (ceilingFailure === null && !withCeiling) {
-              this.emit({ kind: "unmeasured", backend: name, reason: `${label}, DB ceiling: ${aloneText(alone!.dbCeiling!)}` });
-            }
-            const row = await this.measureRow(backend, server.address, withCeiling, operation, stateBytes, concurrency);
-            if (concurrency === 1) alone = row;
-            this.emit(row);
-          }
+          if (historyOperations.has(operation) || (sizeIndependent.has(operation) && index > 0)) continue;
+          await this.measureOperation(backend, server.address, ceilingFailure, fixtureFor(this.options, stateBytes), operation, stateBytes, (label) => {
+            if (!overBudget()) return false;
+            left.push(label);
+            return true;
+          });
         }
       }
       if (left.length > 0) {
@@ -293,10 +353,162 @@ class Bench {
       }
       if (name === "sqlite") await this.syncClientRows(server.address);
       console.log(`${name}: rows measured in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+      await this.historyRows(backend, server.address);
     } finally {
       this.current = null;
       await server?.stop();
       await backend.drop().catch((error: unknown) => console.log(`${name}: could not drop the bench data: ${errorText(error)}`));
+    }
+  }
+
+  /**
+   * One operation at each concurrency. A call that takes seconds alone would only time out with
+   * many in flight, and the abandoned work would slow the store down for everyone after: such
+   * rows are left out. `leftOut(label)` is true for a row the backend's budget leaves out.
+   */
+  private async measureOperation(
+    backend: BenchBackend,
+    address: string,
+    ceilingFailure: string | null,
+    fixture: Fixture,
+    operation: Operation,
+    stateBytes: number,
+    leftOut: (label: string) => boolean,
+  ): Promise<void> {
+    const hasCeiling = ceilingFailure === null && !historyOperations.has(operation);
+    // A whole history takes hundreds of ms to read: many in flight would only queue.
+    const concurrencies = operation === "list-steps-all" ? [Math.min(...this.options.concurrencies)] : this.options.concurrencies;
+    let alone: Row | null = null;
+    for (const concurrency of concurrencies) {
+      const label = `${operation} ${sizeIndependent.has(operation) ? "" : `${formatBytes(stateBytes)} `}x${concurrency}`;
+      if (leftOut(label)) continue;
+      const queued = (summary: Summary | null | undefined) => (summary ? (summary.p50Ms || Number.POSITIVE_INFINITY) * concurrency : 0);
+      const aloneText = (summary: Summary) =>
+        summary.calls > 0 ? `one call alone took ${formatMs(summary.p50Ms)} ms` : `no call alone succeeded (${summary.firstError})`;
+      if (queued(alone?.server) > queueLimitMs) {
+        this.emit({ kind: "unmeasured", backend: backend.name, reason: `${label}: ${aloneText(alone!.server)}` });
+        continue;
+      }
+      const withCeiling = hasCeiling && queued(alone?.dbCeiling) <= queueLimitMs;
+      if (hasCeiling && !withCeiling) {
+        this.emit({ kind: "unmeasured", backend: backend.name, reason: `${label}, DB ceiling: ${aloneText(alone!.dbCeiling!)}` });
+      }
+      const row = await this.measureRow(backend, address, withCeiling, fixture, operation, stateBytes, concurrency);
+      if (concurrency === 1) alone = row;
+      this.emit(row);
+    }
+  }
+
+  /**
+   * The history rows, after the others (their data would slow a slow store's other rows down):
+   * ListSteps of an app of a long history, then DeleteApp of an app of a much longer one.
+   */
+  private async historyRows(backend: BenchBackend, address: string): Promise<void> {
+    const selected = this.options.operations.filter((operation) => historyOperations.has(operation));
+    if (selected.length === 0) return;
+    const started = performance.now();
+    const sizes = historySizes(this.options, backend.name);
+    if (sizes.reduced) {
+      const full = this.options.smoke ? historySmoke : historyFull;
+      this.emit({
+        kind: "note",
+        backend: backend.name,
+        reason:
+          `history rows on apps of ${sizes.listSteps.toLocaleString("en-US")} (ListSteps) and ${sizes.deleteSteps.toLocaleString("en-US")} steps (DeleteApp), ` +
+          `not ${full.listSteps.toLocaleString("en-US")} and ${full.deleteSteps.toLocaleString("en-US")}: FerretDB reads the whole collection for every query ` +
+          "(with 10,000 more steps a ListSteps page took 2.2 s and a DeleteApp of 10,000 steps failed on the store's 5 s socket timeout)",
+      });
+    }
+    const listing = selected.filter((operation) => operation !== "delete-app-100k");
+    if (listing.length > 0) {
+      const surface = await openSurface({ kind: "server", address });
+      try {
+        const began = performance.now();
+        await saveAll(surface, historyRows(historyApp, sizes.listSteps), 64);
+        console.log(`${backend.name}: ${rateText(sizes.listSteps, performance.now() - began)} to preload the ListSteps app`);
+        const fixture = fixtureFor(this.options, historyStateBytes, sizes.listSteps);
+        for (const operation of listing) await this.measureOperation(backend, address, null, fixture, operation, historyStateBytes, () => false);
+      } catch (error) {
+        this.historyFailure(backend.name, listing.join(", "), error);
+      } finally {
+        await surface.close();
+      }
+    }
+    if (selected.includes("delete-app-100k")) {
+      try {
+        this.emit(await this.deleteAppRow(backend.name, address, sizes.deleteSteps));
+      } catch (error) {
+        this.historyFailure(backend.name, "delete-app-100k", error);
+      }
+    }
+    console.log(`${backend.name}: history rows measured in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  }
+
+  /** History rows that could not be measured (their preload failed): left out; the run fails unless the store was only too slow. */
+  private historyFailure(backend: BackendName, rows: string, error: unknown): void {
+    const code = (error as { codeName?: unknown }).codeName;
+    if (typeof code !== "string" || !slowness.has(code)) this.historyBroken = true;
+    this.emit({ kind: "unmeasured", backend, reason: `${rows}: failed: ${errorText(error)}` });
+  }
+
+  /**
+   * Preloads an app of `steps` steps (64 saves in flight), loads another app of the partition in
+   * a loop (one call in flight) for a while, then deletes the long app with one DeleteApp while
+   * that loop goes on: the delete's wall time, and what it does to the other calls' latency.
+   */
+  private async deleteAppRow(backend: BackendName, address: string, steps: number): Promise<DeleteRow> {
+    const app = `delete-${this.runId}`;
+    const other = `bystander-${this.runId}`;
+    // Deletes get the listing deadline (60 s by default): a slow store may need more.
+    const client = new GrpcStatePersister({ address, codec: rawCodec, retry: { attempts: 1 }, listDeadlineMs: 600_000 });
+    const loader = await openSurface({ kind: "server", address });
+    const state = stateOf(historyStateBytes, 5);
+    try {
+      await client.save({ partitionKey: historyPartition, appId: other, sequenceId: 0, position: "start", state, status: "completed" });
+      const began = performance.now();
+      await saveAll(client, historyRows(app, steps), 64);
+      const preloadMs = performance.now() - began;
+      console.log(`${backend}: ${rateText(steps, preloadMs)} to preload the DeleteApp app`);
+      const loadLoop = (until: () => boolean) => sequentialLoads(loader, other, until);
+      const idleUntil = performance.now() + idleLoadsMs(this.options);
+      const loadsIdle = await loadLoop(() => performance.now() >= idleUntil);
+      let deleting = true;
+      const during = loadLoop(() => !deleting);
+      const deleteStarted = performance.now();
+      let stepsDeleted: number | null = null;
+      let failure: unknown = null;
+      try {
+        stepsDeleted = await client.deleteApp(historyPartition, app);
+      } catch (error) {
+        failure = error;
+      }
+      const wallMs = performance.now() - deleteStarted;
+      deleting = false;
+      const loadsDuring = await during;
+      let gone = false;
+      try {
+        gone = failure === null && (await client.load({ partitionKey: historyPartition, appId: app })) === null;
+      } catch (error) {
+        failure = error;
+      }
+      const code = failure === null ? undefined : (failure as { codeName?: unknown }).codeName;
+      return {
+        kind: "delete-app",
+        backend,
+        stateBytes: historyStateBytes,
+        steps,
+        preloadMs,
+        stepsDeleted,
+        wallMs,
+        stepsPerSec: stepsDeleted === null ? 0 : (stepsDeleted * 1000) / wallMs,
+        gone,
+        ...(failure === null ? {} : { error: errorText(failure), errorCode: typeof code === "string" ? code : "Error" }),
+        loadsIdle,
+        loadsDuring,
+      };
+    } finally {
+      await loader.close();
+      await client.close();
     }
   }
 
@@ -310,16 +522,24 @@ class Bench {
   }
 
   /** One row: the server, then its gRPC ceiling, then its database ceiling, in as many rounds as its target asks. */
-  private async measureRow(backend: BenchBackend, address: string, withCeiling: boolean, operation: Operation, stateBytes: number, concurrency: number): Promise<Row> {
+  private async measureRow(
+    backend: BenchBackend,
+    address: string,
+    withCeiling: boolean,
+    fixture: Fixture,
+    operation: Operation,
+    stateBytes: number,
+    concurrency: number,
+  ): Promise<Row> {
     const bytes = sizeIndependent.has(operation) ? listStateBytes : stateBytes;
     const shownBytes = sizeIndependent.has(operation) ? null : bytes;
     const goal = targetFor(backend.name, operation, shownBytes, concurrency);
-    const noopAddress = (await this.noopServer(bytes)).address;
+    const noopAddress = (await this.noopServer(fixture, bytes)).address;
     const rounds: Round[] = [];
     for (let round = 0; round < (goal ? this.options.targetRounds : 1); round++) {
-      const measured = await this.measure({ kind: "server", address }, operation, bytes, concurrency);
-      const grpcCeiling = await this.measure({ kind: "server", address: noopAddress }, operation, bytes, concurrency);
-      const dbCeiling = withCeiling ? await this.measure({ kind: "ceiling", spec: backend.ceiling }, operation, bytes, concurrency) : null;
+      const measured = await this.measure({ kind: "server", address }, fixture, operation, bytes, concurrency);
+      const grpcCeiling = await this.measure({ kind: "server", address: noopAddress }, fixture, operation, bytes, concurrency);
+      const dbCeiling = withCeiling ? await this.measure({ kind: "ceiling", spec: backend.ceiling }, fixture, operation, bytes, concurrency) : null;
       rounds.push({
         measured,
         grpcCeiling,
@@ -345,6 +565,7 @@ class Bench {
       dbCeiling: chosen.dbCeiling,
       grpcRatio: chosen.grpcRatio,
       dbRatio: chosen.dbRatio,
+      ...(historyOperations.has(operation) ? { historySteps: fixture.historySteps } : {}),
       rounds: rounds.map((round) => ({
         opsPerSec: round.measured.opsPerSec,
         grpcCeilingOpsPerSec: round.grpcCeiling.opsPerSec,
@@ -473,7 +694,52 @@ class Bench {
   }
 }
 
+/** How long the DeleteApp row loads the other app before the delete, on the idle server. */
+const idleLoadsMs = (options: Options) => (options.smoke ? 300 : 2000);
+
 const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error)).split("\n")[0]!;
+
+const rateText = (steps: number, ms: number) =>
+  `${(ms / 1000).toFixed(1)} s (${formatRate((steps * 1000) / ms)} saves/s) for ${steps.toLocaleString("en-US")} steps`;
+
+/** Loads of one app, one call in flight, until `done()`: at least one call. */
+async function sequentialLoads(surface: Surface, app: string, done: () => boolean): Promise<Summary> {
+  const latencies: number[] = [];
+  const failures: Record<string, number> = {};
+  let errors = 0;
+  let firstError: string | undefined;
+  const began = performance.now();
+  do {
+    const start = performance.now();
+    try {
+      const row = await surface.load({ partitionKey: historyPartition, appId: app });
+      if (!row) throw new Error(`the app ${app} is missing`);
+      latencies.push(performance.now() - start);
+    } catch (error) {
+      errors++;
+      const code = (error as { codeName?: unknown }).codeName;
+      const key = typeof code === "string" ? code : "Error";
+      failures[key] = (failures[key] ?? 0) + 1;
+      firstError ??= errorText(error);
+    }
+  } while (!done());
+  const measurement: Measurement = {
+    calls: latencies.length,
+    errors,
+    failures,
+    firstError,
+    elapsedMs: performance.now() - began,
+    latenciesMs: Float64Array.from(latencies),
+  };
+  return summarize([measurement]);
+}
+
+/** A row's operation, with the length of the history it read. */
+function rowLabel(row: Row): string {
+  if (row.historySteps === undefined) return operationLabels[row.operation];
+  const steps = row.historySteps.toLocaleString("en-US");
+  return row.operation === "list-steps" ? `ListSteps (newest ${historyPage} of ${steps} steps, no state)` : `ListSteps (all ${steps} steps, no state)`;
+}
 
 function progressLine(line: Line): string {
   switch (line.kind) {
@@ -481,6 +747,18 @@ function progressLine(line: Line): string {
       return `${line.backend}: SKIPPED: ${line.reason}`;
     case "unmeasured":
       return `${line.backend}: rows NOT MEASURED: ${line.reason}`;
+    case "note":
+      return `${line.backend}: note: ${line.reason}`;
+    case "delete-app":
+      return (
+        `${line.backend.padEnd(8)} DeleteApp of ${line.steps.toLocaleString("en-US")} steps: ` +
+        (line.error === undefined
+          ? `${formatMs(line.wallMs)} ms, ${formatRate(line.stepsPerSec)} steps/s${line.stepsDeleted === line.steps && line.gone ? "" : `  WRONG: ${line.stepsDeleted} deleted, gone ${line.gone}`}`
+          : `FAILED after ${formatMs(line.wallMs)} ms: ${line.error}`) +
+        ` | Loads of another app meanwhile: ${line.loadsDuring.calls} calls, p50 ${formatMs(line.loadsDuring.p50Ms)} p99 ${formatMs(line.loadsDuring.p99Ms)} ms` +
+        ` (idle: p50 ${formatMs(line.loadsIdle.p50Ms)} p99 ${formatMs(line.loadsIdle.p99Ms)} ms)` +
+        (line.loadsIdle.errors + line.loadsDuring.errors > 0 ? `  LOAD ERRORS: ${line.loadsDuring.firstError ?? line.loadsIdle.firstError}` : "")
+      );
     case "sync-client":
       return `${line.backend} sync client ${line.operation}: async p50 ${formatMs(line.asyncP50Ms)} ms, sync p50 ${formatMs(line.syncP50Ms)} ms, overhead ${formatMs(line.overheadMs)} ms per call`;
     case "row": {
@@ -488,9 +766,11 @@ function progressLine(line: Line): string {
       const errors = line.server.errors > 0 ? `  ERRORS ${JSON.stringify(line.server.failures)}: ${line.server.firstError}` : "";
       const ceilingErrors = [line.grpcCeiling, line.dbCeiling].some((s) => s && s.errors > 0) ? "  (ceiling errors: see JSON)" : "";
       return (
-        `${line.backend.padEnd(8)} ${line.operation.padEnd(22)} ${size.padStart(7)} x${String(line.concurrency).padEnd(3)} ` +
+        `${line.backend.padEnd(8)} ${(line.historySteps === undefined ? line.operation : `${line.operation} (${line.historySteps})`).padEnd(22)} ${size.padStart(7)} x${String(line.concurrency).padEnd(3)} ` +
         `${formatRate(line.server.opsPerSec).padStart(7)} ops/s p50 ${formatMs(line.server.p50Ms)} p99 ${formatMs(line.server.p99Ms)} | ` +
-        `gRPC ${formatRate(line.grpcCeiling.opsPerSec)} (${formatRatio(line.grpcRatio)}) | DB ${formatRate(line.dbCeiling?.opsPerSec)} (${formatRatio(line.dbRatio ?? undefined)})${errors}${ceilingErrors}`
+        `gRPC ${formatRate(line.grpcCeiling.opsPerSec)} (${formatRatio(line.grpcRatio)}) | ` +
+        (line.historySteps === undefined ? `DB ${formatRate(line.dbCeiling?.opsPerSec)} (${formatRatio(line.dbRatio ?? undefined)})` : "DB n/a") +
+        `${errors}${ceilingErrors}`
       );
     }
   }
@@ -514,7 +794,7 @@ function resultsMarkdown(lines: Line[], info: Machine, options: Options): string
     ["Backend", "Operation", "State", "In flight", "ops/s", "p50 ms", "p99 ms", "gRPC ceiling ops/s", "× gRPC", "DB ceiling ops/s", "× DB", "Target"],
     rows.map((row) => [
       row.backend,
-      operationLabels[row.operation],
+      rowLabel(row),
       row.stateBytes === null ? "—" : formatBytes(row.stateBytes),
       String(row.concurrency),
       formatRate(row.server.opsPerSec) + (row.server.errors > 0 ? ` (${row.server.errors} errors)` : ""),
@@ -522,8 +802,8 @@ function resultsMarkdown(lines: Line[], info: Machine, options: Options): string
       formatMs(row.server.p99Ms),
       formatRate(row.grpcCeiling.opsPerSec),
       formatRatio(row.grpcRatio),
-      formatRate(row.dbCeiling?.opsPerSec),
-      formatRatio(row.dbRatio ?? undefined),
+      row.historySteps === undefined ? formatRate(row.dbCeiling?.opsPerSec) : "n/a",
+      row.historySteps === undefined ? formatRatio(row.dbRatio ?? undefined) : "n/a",
       targetCell(row),
     ]),
     new Set([3, 4, 5, 6, 7, 8, 9, 10]),
@@ -542,7 +822,24 @@ function resultsMarkdown(lines: Line[], info: Machine, options: Options): string
     ]),
     new Set([1, 2, 3, 4, 5]),
   );
-  const skipped = lines.filter((line): line is Skipped => line.kind === "skipped" || line.kind === "unmeasured");
+  const deleteRows = lines.filter((line): line is DeleteRow => line.kind === "delete-app");
+  const deleteTable = markdownTable(
+    ["Backend", "App's steps (2 KiB)", "Preload saves/s (64 in flight)", "DeleteApp s", "steps/s", "Loads meanwhile", "p50 ms", "p99 ms", "Loads idle p50 ms", "p99 ms"],
+    deleteRows.map((row) => [
+      row.backend,
+      row.steps.toLocaleString("en-US"),
+      formatRate((row.steps * 1000) / row.preloadMs),
+      row.error === undefined ? (row.wallMs / 1000).toFixed(2) : `**failed** (${row.error})`,
+      row.error === undefined ? formatRate(row.stepsPerSec) + (row.stepsDeleted === row.steps && row.gone ? "" : ` (**${row.stepsDeleted} deleted**)`) : "—",
+      row.loadsDuring.calls.toLocaleString("en-US") + (row.loadsDuring.errors > 0 ? ` (${row.loadsDuring.errors} errors)` : ""),
+      formatMs(row.loadsDuring.p50Ms),
+      formatMs(row.loadsDuring.p99Ms),
+      formatMs(row.loadsIdle.p50Ms),
+      formatMs(row.loadsIdle.p99Ms),
+    ]),
+    new Set([1, 2, 3, 4, 5, 6, 7, 8, 9]),
+  );
+  const skipped = lines.filter((line): line is Skipped => line.kind === "skipped" || line.kind === "unmeasured" || line.kind === "note");
   return [
     "# Benchmark results",
     "",
@@ -553,13 +850,23 @@ function resultsMarkdown(lines: Line[], info: Machine, options: Options): string
     table,
     "",
     ...(syncRows.length > 0 ? ["Synchronous client (SyncGrpcStatePersister) against the async client, SQLite server:", "", syncTable, ""] : []),
-    ...skipped.map((line) => `- **${line.backend} ${line.kind === "skipped" ? "skipped" : "rows not measured"}**: ${line.reason}`),
+    ...(deleteRows.length > 0
+      ? [
+          "DeleteApp of an app's whole history (one call, which the server runs in batches of 1,000 steps), the app preloaded right before through the client; " +
+            `meanwhile another app of the same partition is loaded in a loop, one call in flight (Loads meanwhile), as it was for ${idleLoadsMs(options) / 1000} s just before on the idle server (Loads idle). No ceilings:`,
+          "",
+          deleteTable,
+          "",
+        ]
+      : []),
+    ...skipped.map((line) => `- **${line.backend} ${{ skipped: "skipped", unmeasured: "rows not measured", note: "note" }[line.kind]}**: ${line.reason}`),
     "",
   ].join("\n");
 }
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
+  buildServer();
   const info = machine();
   console.log(machineLine(info));
   const started = performance.now();
@@ -596,12 +903,18 @@ async function main(): Promise<void> {
   }
   if (options.profileDir) console.log(`CPU profiles of the servers: ${path.relative(repoRoot, options.profileDir)}`);
   // A store too slow for the deadline is a result; any other failure means the bench or the product is broken.
-  const slowness = new Set(["DEADLINE_EXCEEDED", "UNAVAILABLE"]);
+  const unexpected = (summary: Summary | null) => summary !== null && Object.keys(summary.failures).some((code) => !slowness.has(code));
   const broken = bench.lines.some(
-    (line) => line.kind === "row" && [line.server, line.grpcCeiling, line.dbCeiling].some((s) => s && Object.keys(s.failures).some((code) => !slowness.has(code))),
+    (line) =>
+      (line.kind === "row" && [line.server, line.grpcCeiling, line.dbCeiling].some(unexpected)) ||
+      (line.kind === "delete-app" &&
+        ([line.loadsIdle, line.loadsDuring].some(unexpected) ||
+          (line.error === undefined ? line.stepsDeleted !== line.steps || !line.gone : !slowness.has(line.errorCode ?? "Error")))),
   );
-  if (bench.lines.some((line) => line.kind === "row" && line.server.errors > 0)) console.log("some calls failed: see the rows marked ERRORS");
-  if (broken || pythonBroken(pythonLines)) process.exitCode = 1;
+  if (bench.lines.some((line) => (line.kind === "row" && line.server.errors > 0) || (line.kind === "delete-app" && line.error !== undefined))) {
+    console.log("some calls failed: see the rows marked ERRORS or FAILED");
+  }
+  if (broken || bench.historyBroken || pythonBroken(pythonLines)) process.exitCode = 1;
 }
 
 main().catch((error: unknown) => {

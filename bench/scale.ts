@@ -24,7 +24,7 @@ import { openBackend } from "../stores/src/registry";
 import { parseSqliteUrl, sqliteQueries } from "../stores/src/sqlite";
 import { benchBackend, databaseUrls } from "./lib/backends";
 import type { BackendName } from "./lib/ceilings";
-import { ChildExited, repoRoot, sampleResidentMemory, startChildServer } from "./lib/children";
+import { buildServer, ChildExited, repoRoot, sampleResidentMemory, startChildServer } from "./lib/children";
 import { serverScript } from "../tests/support/server-process";
 import { formatMiB, formatMs, machine, machineLine, markdownTable } from "./lib/report";
 import { appId, stateOf } from "./lib/workload";
@@ -306,6 +306,7 @@ function markdown(results: Array<Awaited<ReturnType<typeof runBackend>>>, grpcAl
 }
 
 async function main(): Promise<void> {
+  buildServer();
   const info = machine();
   console.log(machineLine(info));
   const results = [];

@@ -3,9 +3,11 @@
  * and the no-op server (bench/noop-server.ts), each a child process found by its "started" log
  * line, plus a sampler of a child's resident memory.
  */
+import { execFileSync } from "node:child_process";
 import { once } from "node:events";
+import * as path from "node:path";
 import { Worker } from "node:worker_threads";
-import { startProcess, type ServerProcess } from "../../tests/support/server-process";
+import { repoRoot, startProcess, type ServerProcess } from "../../tests/support/server-process";
 
 export { repoRoot, ChildExited } from "../../tests/support/server-process";
 
@@ -14,6 +16,14 @@ export type ChildServer = ServerProcess;
 export interface ChildOptions {
   /** Write a V8 CPU profile of the child into this directory when it exits. */
   cpuProfDir?: string;
+}
+
+/**
+ * `npm run build` (incremental: seconds when nothing changed), so that the server measured is
+ * the current source's, and exists at all in a fresh clone (as jest's global setup does).
+ */
+export function buildServer(): void {
+  execFileSync(process.execPath, [path.join(repoRoot, "scripts/build.js")], { cwd: repoRoot, stdio: "inherit" });
 }
 
 /** Starts `script` (relative to the repository) and waits for its "started" line. */

@@ -27,6 +27,7 @@ export async function openSurface(target: Target): Promise<Surface> {
     save: (input) => client.save(input),
     load: (query) => client.load(query),
     listAppIds: (partitionKey) => client.listAppIds(partitionKey),
+    listSteps: (query) => client.listSteps(query),
     close: () => client.close(),
   };
 }

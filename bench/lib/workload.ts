@@ -3,13 +3,32 @@
  * (a fixture preloaded before measuring), and the ids they use. Server rows, gRPC ceilings and
  * database ceilings all run these same operations against a `Surface`.
  */
-import type { LoadQuery, PersistedState, SaveInput } from "../../client/src/persister";
+import type { ListStepsQuery, LoadQuery, PersistedState, SaveInput, StepInfo } from "../../client/src/persister";
 
-export const operations = ["save", "save-new-app", "load-latest", "load-step", "load-partition-latest", "list-app-ids"] as const;
+export const operations = [
+  "save",
+  "save-new-app",
+  "load-latest",
+  "load-step",
+  "load-partition-latest",
+  "list-app-ids",
+  "list-steps",
+  "list-steps-all",
+  "delete-app-100k",
+] as const;
 export type Operation = (typeof operations)[number];
 
+/**
+ * The history rows (issue 13), measured after the others on data of their own, preloaded just
+ * before them: a long history of one app (ListSteps), and a very long one that DeleteApp removes.
+ */
+export const historyOperations = new Set<Operation>(["list-steps", "list-steps-all", "delete-app-100k"]);
+
 /** Operations whose cost does not depend on the state size: measured once per concurrency. */
-export const sizeIndependent = new Set<Operation>(["list-app-ids"]);
+export const sizeIndependent = new Set<Operation>(["list-app-ids", ...historyOperations]);
+
+/** The page the "list-steps" row reads from the newest step. */
+export const historyPage = 100;
 
 export const operationLabels: Record<Operation, string> = {
   save: "Save (next step)",
@@ -18,6 +37,9 @@ export const operationLabels: Record<Operation, string> = {
   "load-step": "Load by step",
   "load-partition-latest": "Load latest in partition",
   "list-app-ids": "ListAppIds (whole stream)",
+  "list-steps": `ListSteps (newest ${historyPage}, no state)`,
+  "list-steps-all": "ListSteps (whole history, no state)",
+  "delete-app-100k": "DeleteApp (whole history)",
 };
 
 /** What every measured target offers: the persister calls, with states as bytes. */
@@ -25,6 +47,8 @@ export interface Surface {
   save(input: SaveInput<Uint8Array>): Promise<unknown>;
   load(query: LoadQuery): Promise<PersistedState<Uint8Array> | null>;
   listAppIds(partitionKey: string): Promise<string[]>;
+  /** Only the servers (real and no-op): the database ceilings have no history rows. */
+  listSteps?(query: ListStepsQuery): AsyncIterable<StepInfo<Uint8Array>>;
   close(): Promise<void>;
 }
 
@@ -34,11 +58,17 @@ export interface Fixture {
   steps: number;
   /** Apps in the partition ListAppIds streams (one 2 KiB step each). */
   listApps: number;
+  /** Steps of the app ListSteps reads (2 KiB each; preloaded only before the list-steps rows). */
+  historySteps: number;
 }
 
 export const partitionFor = (stateBytes: number) => `bench-${stateBytes}`;
 export const listPartition = "bench-list";
 export const listStateBytes = 2048;
+/** The history rows' partition: the app ListSteps reads, the app DeleteApp deletes and the app loaded meanwhile. */
+export const historyPartition = "bench-history";
+export const historyApp = "long-history";
+export const historyStateBytes = 2048;
 export const appId = (index: number) => `app-${String(index).padStart(6, "0")}`;
 
 /** A state of exactly `bytes` bytes; not all one value, so no layer compresses it to nothing. */
@@ -68,6 +98,14 @@ export function* listFixtureRows(fixture: Fixture): Iterable<SaveInput<Uint8Arra
   const state = stateOf(listStateBytes);
   for (let app = 0; app < fixture.listApps; app++) {
     yield { partitionKey: listPartition, appId: appId(app), sequenceId: 0, position: "start", state, status: "completed" };
+  }
+}
+
+/** `steps` steps of one app of the history partition (2 KiB states), newest last. */
+export function* historyRows(app: string, steps: number): Iterable<SaveInput<Uint8Array>> {
+  const state = stateOf(historyStateBytes, 3);
+  for (let step = 0; step < steps; step++) {
+    yield { partitionKey: historyPartition, appId: app, sequenceId: step, position: `step-${step}`, state, status: "completed" };
   }
 }
 
@@ -141,5 +179,27 @@ export function slotOperation(surface: Surface, job: JobShape, slot: number): Sl
           if (ids.length !== fixture.listApps) throw new Error(`list-app-ids answered ${ids.length} ids, not ${fixture.listApps}`);
         },
       };
+    case "list-steps":
+    case "list-steps-all": {
+      const limit = operation === "list-steps" ? historyPage : undefined;
+      const expected = Math.min(limit ?? Number.POSITIVE_INFINITY, fixture.historySteps);
+      const listSteps = surface.listSteps?.bind(surface);
+      if (!listSteps) throw new Error(`${operation} has no ceiling on this target`);
+      return {
+        prepare: noPreparation,
+        run: async () => {
+          let count = 0;
+          for await (const step of listSteps({ partitionKey: historyPartition, appId: historyApp, limit })) {
+            // Newest first: the steps count down from the highest.
+            if (step.sequenceId !== fixture.historySteps - 1 - count) throw new Error(`${operation} answered step ${step.sequenceId} at #${count}`);
+            if (step.state !== undefined) throw new Error(`${operation} answered states it was not asked for`);
+            count++;
+          }
+          if (count !== expected) throw new Error(`${operation} answered ${count} steps, not ${expected}`);
+        },
+      };
+    }
+    case "delete-app-100k":
+      throw new Error("delete-app-100k is one timed call, not a closed loop (bench/run.ts deleteAppRow)");
   }
 }
