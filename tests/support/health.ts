@@ -33,26 +33,33 @@ export async function checkHealth(address: string, service = ""): Promise<Servin
 export interface HealthWatch {
   /** Every status the stream sent, in order. */
   seen: ServingStatus[];
+  /** The status the stream ended with, or null while it is open. */
+  endedWith(): number | null;
   /** Resolves once the latest status the stream sent is `status`; fails after `ms`. */
   until(status: ServingStatus, ms: number): Promise<void>;
   close(): void;
 }
 
 /** Watch on `service`: the first message is the status now, then one per change. */
-export function watchHealth(address: string, service = ""): HealthWatch {
+export function watchHealth(address: string, service = "", deadlineMs: number | null = 10 * 60_000): HealthWatch {
   const client = healthClient(address);
   const seen: ServingStatus[] = [];
   const waiting = new Set<() => void>();
   // A deadline of its own: a call without one gets the server's --default-deadline-ms (30 s),
   // shorter than the outages some tests watch through.
-  const stream = client.watch({ service }, { deadline: Date.now() + 10 * 60_000 });
+  const stream = client.watch({ service }, deadlineMs === null ? {} : { deadline: Date.now() + deadlineMs });
   stream.on("data", (message: { status: number }) => {
     seen.push(message.status);
     for (const wake of waiting) wake();
   });
   stream.on("error", () => {});
+  let ended: number | null = null;
+  stream.on("status", (status: { code: number }) => {
+    ended = status.code;
+  });
   return {
     seen,
+    endedWith: () => ended,
     until: (status, ms) =>
       new Promise<void>((resolve, reject) => {
         const check = () => {

@@ -30,6 +30,7 @@ const pipelinePath = "/burr.state.v1.StatePersister/Pipeline";
 type PipelinedCall = { call?: { case?: string; value?: { partitionKey?: unknown } } };
 
 const isHealth = (path: string) => path.startsWith("/grpc.health.v1.Health/");
+const healthWatchPath = "/grpc.health.v1.Health/Watch";
 
 const refuse = (call: grpc.ServerInterceptingCallInterface, error: PersisterError) =>
   call.sendStatus({ code: error.code, details: error.message });
@@ -126,11 +127,12 @@ export function authInterceptor(authority: () => TokenAuthority | null): grpc.Se
 /**
  * Calls that come without a deadline get this one, so no call can hold resources forever. A
  * Pipeline stream is exempt: it lives as long as its client, and each call in it is bounded by
- * the store's own timeouts.
+ * the store's own timeouts. So is a health Watch, which lasts as long as its watcher.
  */
 export function defaultDeadlineInterceptor(deadlineMs: number): grpc.ServerInterceptor {
   return (method, call) => {
-    if (call.getDeadline() !== Infinity || method.path === pipelinePath) return new grpc.ServerInterceptingCall(call);
+    // Health Watch streams are meant to stay open for as long as the watcher wants them.
+    if (call.getDeadline() !== Infinity || method.path === pipelinePath || method.path === healthWatchPath) return new grpc.ServerInterceptingCall(call);
     let timer: NodeJS.Timeout | undefined;
     const clear = () => clearTimeout(timer);
     return new grpc.ServerInterceptingCall(call, {
