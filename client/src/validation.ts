@@ -25,6 +25,11 @@ export interface SaveRow {
   position: string;
   state: Uint8Array;
   status: Status;
+  /**
+   * When the step was written, for rows copied from elsewhere (the import command); absent, the
+   * store stamps its own time. Not on the wire: clients always get the store's time.
+   */
+  createdAt?: Date;
 }
 
 /** A load as backends receive it: exactly one of the three shapes Burr uses. */

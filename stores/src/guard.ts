@@ -72,6 +72,13 @@ export class GuardedPersister implements AsyncStatePersister<Uint8Array> {
     return { createdAt: await this.backend.save(row) };
   }
 
+  /** A save that keeps the step's original creation time (rows imported from elsewhere). */
+  async saveCreatedAt(input: SaveInput<Uint8Array>, createdAt: Date): Promise<SaveResult> {
+    const row = { ...checkSave(input, this.limits), createdAt };
+    await this.requireInitialized();
+    return { createdAt: await this.backend.save(row) };
+  }
+
   async load(query: LoadQuery): Promise<PersistedState<Uint8Array> | null> {
     const key = checkLoad(query, this.limits);
     await this.requireInitialized();

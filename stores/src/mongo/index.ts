@@ -346,7 +346,7 @@ export class MongoBackend implements Backend, HistoryBackend {
       position: row.position,
       state: new Binary(row.state),
       status: row.status,
-      created_at: new Date(),
+      created_at: row.createdAt ?? new Date(),
       write_seq: toInt64(0),
     };
     // The driver refuses a whole insertMany for one oversized document: refuse it here, alone.

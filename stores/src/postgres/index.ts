@@ -254,7 +254,7 @@ export class PostgresBackend implements Backend, HistoryBackend {
   private async insert(rows: SaveRow[]): Promise<Array<Date | PersisterError>> {
     await this.upgraded();
     const sorted = [...rows].sort(compareKeys);
-    const values = sorted.flatMap((row) => [row.partitionKey, row.appId, row.sequenceId, row.position, row.state, row.status]);
+    const values = sorted.flatMap((row) => [row.partitionKey, row.appId, row.sequenceId, row.position, row.state, row.status, row.createdAt ?? null]);
     const saved = await this.query<SavedRow>(this.saveStatement(rows.length), values);
     const createdAt = new Map(saved.map((row) => [keyOf(row.partition_key, row.app_id, row.sequence_id, row.position), row.created_at]));
     return rows.map((row) => {
@@ -584,11 +584,12 @@ export function postgresStatements(schema: string, table: string) {
      */
     save: (rows: number) => {
       const tuples = Array.from({ length: rows }, (_, i) => {
-        const n = i * 6;
-        return `($${n + 1}::text, $${n + 2}::text, $${n + 3}::bigint, $${n + 4}::text, $${n + 5}::bytea, $${n + 6}::text)`;
+        const n = i * 7;
+        // A given creation time (an imported row) or the store's own.
+        return `($${n + 1}::text, $${n + 2}::text, $${n + 3}::bigint, $${n + 4}::text, $${n + 5}::bytea, $${n + 6}::text, COALESCE($${n + 7}::timestamptz, now()))`;
       });
       return `WITH inserted AS (
-          INSERT INTO ${states} (partition_key, app_id, sequence_id, position, state, status)
+          INSERT INTO ${states} (partition_key, app_id, sequence_id, position, state, status, created_at)
           VALUES ${tuples.join(", ")}
           ON CONFLICT ON CONSTRAINT ${keyConstraint} DO NOTHING
           RETURNING write_seq, partition_key, app_id, sequence_id, position, created_at

@@ -70,7 +70,8 @@ const schemaVersion = "1";
 
 /**
  * KEYS: meta, uniqueness hash, steps set, apps set, partitions set, pruned set.
- * ARGV: row key prefix, uniqueness field, partition, app, sequence id, position, status, state.
+ * ARGV: row key prefix, uniqueness field, partition, app, sequence id, position, status, state,
+ * creation time in ms ('' for the server's clock; given for imported rows).
  * Sequence ids and write numbers stay strings: Lua numbers print with 14 digits only. The
  * counter increment is the first write, so a Redis that refuses writes refuses it, before
  * anything else is written.
@@ -79,8 +80,11 @@ const saveScript = `
 if redis.call('HEXISTS', KEYS[1], 'schema') == 0 then return {'uninitialized'} end
 if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return {'duplicate'} end
 local write = string.format('%016d', redis.call('HINCRBY', KEYS[1], 'writes', 1))
-local now = redis.call('TIME')
-local created = string.format('%d', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+local created = ARGV[9]
+if created == nil or created == '' then
+  local now = redis.call('TIME')
+  created = string.format('%d', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+end
 redis.call('HSET', ARGV[1] .. write, 'partition', ARGV[3], 'app', ARGV[4], 'sequence', ARGV[5],
   'position', ARGV[6], 'status', ARGV[7], 'created', created, 'state', ARGV[8])
 redis.call('HSET', KEYS[2], ARGV[2], write)
@@ -440,6 +444,7 @@ export class RedisBackend implements Backend, HistoryBackend {
         row.status,
         // ioredis sends only Buffers as bytes (a plain Uint8Array would be stringified); this one shares the memory.
         Buffer.from(row.state.buffer, row.state.byteOffset, row.state.byteLength),
+        row.createdAt ? String(row.createdAt.getTime()) : "",
       ),
     );
     if (outcome === "duplicate") throw duplicate(row);

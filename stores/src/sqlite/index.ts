@@ -612,7 +612,7 @@ export class SqliteSyncBackend implements SyncBackend, SyncHistoryBackend {
       this.db.transaction(() => {
         const { insertRow } = this.sql;
         return rows.map((row) => {
-          const createdAt = Date.now();
+          const createdAt = row.createdAt?.getTime() ?? Date.now();
           try {
             insertRow(row, createdAt);
             return new Date(createdAt);
