@@ -106,7 +106,18 @@ async function main(): Promise<void> {
   });
 }
 
-if (process.argv[2] === "health") {
+if (process.argv[2] === "import") {
+  // Loaded only for this subcommand: serving never reads Burr's layouts.
+  (require("./import/command") as typeof import("./import/command"))
+    .runImport(process.argv.slice(3), process.env)
+    .then(
+      (code) => process.exit(code),
+      (error: unknown) => {
+        process.stderr.write(`import: ${error instanceof Error ? error.message : String(error)}\n`);
+        process.exit(1);
+      },
+    );
+} else if (process.argv[2] === "health") {
   healthCheck(process.argv.slice(3), process.env).then(
     (code) => process.exit(code),
     (error: unknown) => {
