@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Real databases for the tests, run as plain processes on loopback (no Docker, no systemd here).
 #
-#   .ci/services.sh [up]   start PostgreSQL 15, Redis and FerretDB (MongoDB wire) if not running;
+#   .ci/services.sh [up]   start PostgreSQL 15 (PgBouncer in front of it), Redis and FerretDB
+#                          (MongoDB wire) if not running;
 #                          installs/builds what is missing, then writes .ci/services.env
-#   .ci/services.sh stop   stop all three cleanly (data is kept)
+#   .ci/services.sh stop   stop them all cleanly (data is kept)
 #
 # Idempotent: on a machine where they already run, `up` only checks them (about a second).
 # Everything lives under $BURR_CI_DIR (default /var/tmp/burr-ci), so it survives across runs
@@ -16,11 +17,13 @@ ENV_FILE="$SCRIPT_DIR/services.env"
 
 PG_PORT=55432
 REDIS_PORT=56379
+PGBOUNCER_PORT=56432
 MONGO_PORT=57017
 FERRETDB_VERSION=v1.24.2 # 1.x: v2 needs a PostgreSQL extension that is not available here
 START_TIMEOUT="${BURR_CI_START_TIMEOUT:-60}" # seconds each server gets to accept connections
 
 PG_DIR="$CI_DIR/pg"
+PGBOUNCER_DIR="$CI_DIR/pgbouncer"
 REDIS_DIR="$CI_DIR/redis"
 FERRET_DIR="$CI_DIR/ferretdb"
 BIN_DIR="$CI_DIR/bin"
@@ -148,6 +151,66 @@ pg_stop() {
   fi
 }
 
+# ---------------------------------------------------------------- PgBouncer (in front of the PostgreSQL above)
+
+pgbouncer_pid() {
+  # The pid from its pidfile, only if that process is still a pgbouncer (pids get reused).
+  local pid
+  pid=$(cat "$PGBOUNCER_DIR/pgbouncer.pid" 2>/dev/null) || return 1
+  [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == pgbouncer ]] && echo "$pid"
+}
+
+pgbouncer_up() {
+  command -v pgbouncer >/dev/null || apt_install pgbouncer # Debian's 1.18: no prepared statements in transaction mode
+  local logfile="$PGBOUNCER_DIR/pgbouncer.log"
+  mkdir -p "$PGBOUNCER_DIR"
+  # Transaction pooling, as large deployments run it; the store's URL says `pgbouncer=true`
+  # (stores/src/postgres/README.md). connect_query sets the statement timeout the store cannot
+  # send through PgBouncer. The userlist holds the CI database's test password (CI only).
+  cat >"$PGBOUNCER_DIR/pgbouncer.ini" <<EOF
+[databases]
+burr = host=127.0.0.1 port=$PG_PORT dbname=burr connect_query='SET statement_timeout = 4000'
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGBOUNCER_PORT
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $PGBOUNCER_DIR/userlist.txt
+pool_mode = transaction
+max_client_conn = 900
+default_pool_size = 20
+logfile = $logfile
+pidfile = $PGBOUNCER_DIR/pgbouncer.pid
+EOF
+  echo '"burr" "burr"' >"$PGBOUNCER_DIR/userlist.txt"
+  chmod 600 "$PGBOUNCER_DIR/userlist.txt"
+  # PgBouncer refuses to run as root.
+  if [[ $(id -u) == 0 ]]; then chown -R postgres:postgres "$PGBOUNCER_DIR"; fi
+
+  if pgbouncer_pid >/dev/null && tcp_open "$PGBOUNCER_PORT"; then
+    log "pgbouncer: already running"
+    return
+  fi
+  log "pgbouncer: starting on 127.0.0.1:$PGBOUNCER_PORT (transaction pooling)"
+  as_postgres pgbouncer -d -q "$PGBOUNCER_DIR/pgbouncer.ini" || die "pgbouncer failed to start" "$logfile"
+  wait_for pgbouncer "$logfile" tcp_open "$PGBOUNCER_PORT"
+}
+
+pgbouncer_stop() {
+  local pid
+  if pid=$(pgbouncer_pid); then
+    log "pgbouncer: stopping (pid $pid)"
+    kill -INT "$pid" # fast shutdown: client and server connections closed at once
+    for _ in $(seq 1 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.2
+    done
+  else
+    log "pgbouncer: not running"
+  fi
+}
+
 # ---------------------------------------------------------------- Redis
 
 redis_ping() { [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; }
@@ -262,7 +325,9 @@ ferret_stop() {
 write_env() {
   cat >"$ENV_FILE" <<EOF
 export BURR_TEST_POSTGRES_URL=postgres://burr:burr@127.0.0.1:$PG_PORT/burr
+export BURR_TEST_PGBOUNCER_URL=postgres://burr:burr@127.0.0.1:$PGBOUNCER_PORT/burr
 export BURR_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+export BURR_TEST_REDIS_CLUSTER_URL=$REDIS_CLUSTER_URL
 export BURR_TEST_MONGO_URL=mongodb://127.0.0.1:$MONGO_PORT/burr
 EOF
   cat "$ENV_FILE"
@@ -274,13 +339,17 @@ main() {
       mkdir -p "$CI_DIR"
       chmod 755 "$CI_DIR" # user postgres must be able to reach $CI_DIR/pg
       pg_up
+      pgbouncer_up
       redis_up
+      REDIS_CLUSTER_URL=$(bash "$SCRIPT_DIR/redis-cluster.sh" up)
       ferret_up
       write_env
       ;;
     stop)
       ferret_stop
+      bash "$SCRIPT_DIR/redis-cluster.sh" stop
       redis_stop
+      pgbouncer_stop
       pg_stop
       ;;
     *)

@@ -35,12 +35,14 @@ export interface PostgresOptions {
   schema: string;
   table: string;
   poolSize: number;
+  /** Behind PgBouncer in transaction mode: unnamed statements, and no statement_timeout at connect (README.md, "PostgreSQL behind PgBouncer"). */
+  pgbouncer: boolean;
 }
 
 const defaultPoolSize = 10;
 const maxPoolSize = 1000;
 
-/** `postgres://user:pass@host:port/db?table=burr_state&schema=public&pool=10` (other parameters go to pg). */
+/** `postgres://user:pass@host:port/db?table=burr_state&schema=public&pool=10&pgbouncer=false` (other parameters go to pg). */
 export function parsePostgresUrl(url: string): PostgresOptions {
   const parsed = new URL(url);
   const param = (name: string) => {
@@ -55,9 +57,13 @@ export function parsePostgresUrl(url: string): PostgresOptions {
   if (!Number.isSafeInteger(poolSize) || poolSize < 1 || poolSize > maxPoolSize) {
     throw new Error(`postgres pool must be an integer from 1 to ${maxPoolSize}, got ${JSON.stringify(poolText)}`);
   }
+  const pgbouncerText = param("pgbouncer");
+  if (pgbouncerText !== null && pgbouncerText !== "true" && pgbouncerText !== "false") {
+    throw new Error(`postgres pgbouncer must be true or false, got ${JSON.stringify(pgbouncerText)}`);
+  }
   const database = decodeUrlPart("database name", parsed.pathname.replace(/^\//, ""));
   const target = `${parsed.hostname || "localhost"}:${parsed.port || "5432"}/${database}`;
-  return { connectionString: parsed.toString(), target, schema, table, poolSize };
+  return { connectionString: parsed.toString(), target, schema, table, poolSize, pgbouncer: pgbouncerText === "true" };
 }
 
 export async function openPostgres(url: string): Promise<Backend> {
@@ -140,6 +146,15 @@ function isConnectionError(error: unknown): boolean {
   return (typeof code === "string" && /^E[A-Z]+$/.test(code)) || connectionFailure.test(error.message);
 }
 
+/**
+ * What PgBouncer in transaction mode answers a store without pgbouncer=true: it refuses
+ * statement_timeout at connect (08P01), and a named statement prepared on one server connection
+ * is missing (26000) or already there (42P05) on the next. Neither happens on a direct connection.
+ */
+function behindPgBouncer(error: DatabaseError): boolean {
+  return error.code === "26000" || error.code === "42P05" || (error.code === "08P01" && /unsupported startup parameter/.test(error.message));
+}
+
 /** Node's connect errors can have an empty message (AggregateError): name the cause anyway. */
 function withMessage(error: Error): Error {
   if (error.message) return error;
@@ -162,7 +177,8 @@ export class PostgresBackend implements Backend, HistoryBackend {
       connectionString: options.connectionString,
       max: options.poolSize,
       connectionTimeoutMillis: connectTimeoutMs,
-      statement_timeout: statementTimeoutMs,
+      // PgBouncer refuses statement_timeout as a startup parameter: behind it, the role or PgBouncer sets it (README.md).
+      statement_timeout: options.pgbouncer ? undefined : statementTimeoutMs,
       query_timeout: queryTimeoutMs,
       keepAlive: true,
       application_name: "burr-state-persister",
@@ -483,16 +499,30 @@ export class PostgresBackend implements Backend, HistoryBackend {
   /** Runs one statement on a pooled connection (a failed one is discarded, never reused), mapping failures onto the contract's codes. */
   private async query<R>(statement: { name?: string; text: string }, values: unknown[]): Promise<R[]> {
     try {
-      return (await this.pool.query({ ...statement, values })).rows as R[];
+      return (await this.pool.query({ ...this.prepared(statement), values })).rows as R[];
     } catch (error) {
       throw this.failure(error);
     }
+  }
+
+  /**
+   * Named statements are prepared once per connection. Behind PgBouncer in transaction mode the
+   * next statement may run on another server connection, which does not know the name (or knows
+   * it already): there every statement is unnamed, parsed where it runs.
+   */
+  private prepared(statement: { name?: string; text: string }): { name?: string; text: string } {
+    return this.options.pgbouncer ? { text: statement.text } : statement;
   }
 
   /** A database failure as the contract's code (or as it is, for a bug). */
   private failure(error: unknown): unknown {
     if (error instanceof PersisterError) return error;
     if (error instanceof DatabaseError && (error.code === "42P01" || error.code === "3F000")) return notInitialized();
+    if (!this.options.pgbouncer && error instanceof DatabaseError && behindPgBouncer(error)) {
+      const hint = "the store's connections go through PgBouncer in transaction mode: add pgbouncer=true to the store URL";
+      if (isConnectionError(error)) return unavailable(`PostgreSQL at ${this.options.target}`, new Error(`${error.message} (${hint})`, { cause: error }));
+      return new PersisterError(Code.FAILED_PRECONDITION, `PostgreSQL at ${this.options.target}: ${error.message} (${hint})`, { cause: error });
+    }
     if (isConnectionError(error)) return unavailable(`PostgreSQL at ${this.options.target}`, withMessage(error as Error));
     return error;
   }
@@ -511,7 +541,7 @@ export class PostgresBackend implements Backend, HistoryBackend {
     let failed: Error | undefined;
     try {
       await client.query("BEGIN");
-      const result = await work(async <R>(statement: { name: string; text: string }, values: unknown[]) => (await client.query({ ...statement, values })).rows as R[]);
+      const result = await work(async <R>(statement: { name: string; text: string }, values: unknown[]) => (await client.query({ ...this.prepared(statement), values })).rows as R[]);
       await client.query("COMMIT");
       return result;
     } catch (error) {

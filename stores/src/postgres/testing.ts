@@ -15,6 +15,9 @@ import type { StoreUnderTest } from "../../../tests/support/subjects";
 /** The shared test database (started by `.ci/services.sh up`). */
 export const postgresUrl = process.env.BURR_TEST_POSTGRES_URL ?? "postgres://burr:burr@127.0.0.1:55432/burr";
 
+/** PgBouncer in transaction mode in front of it (also started by `.ci/services.sh up`). */
+export const pgbouncerUrl = process.env.BURR_TEST_PGBOUNCER_URL ?? "postgres://burr:burr@127.0.0.1:56432/burr";
+
 let tableCounter = 0;
 
 /** A table name no other suite or run uses (within checkIdentifier's 48 characters). */
@@ -49,12 +52,13 @@ export async function dropTables(tables: string[], url: string = postgresUrl): P
   }
 }
 
-export function postgresStore(baseUrl: string = postgresUrl): StoreUnderTest {
+/** Stores on tables of their own at baseUrl (with `params` added), dropped afterwards. */
+export function postgresStore(baseUrl: string = postgresUrl, params: Record<string, string> = {}): StoreUnderTest {
   const tables: string[] = [];
   const urlWithNewTable = (label: string) => {
     const table = uniqueTableName(label);
     tables.push(table);
-    return withParams(baseUrl, { table });
+    return withParams(baseUrl, { ...params, table });
   };
   return {
     url: urlWithNewTable("suite"),
@@ -152,4 +156,78 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
   };
   await instance.start();
   return instance;
+}
+
+/** A PgBouncer of the test's own, in transaction mode, in front of `target` (the shared test database by default). */
+export interface PrivatePgBouncer {
+  /** postgres://USER:PASSWORD@127.0.0.1:PORT/DB, the target's credentials and database. */
+  url: string;
+  destroy(): Promise<void>;
+}
+
+/** Starts PgBouncer with the given extra [pgbouncer] settings (such as ignore_startup_parameters). */
+export async function startPrivatePgBouncer(settings: Record<string, string> = {}, target: string = postgresUrl): Promise<PrivatePgBouncer> {
+  const server = new URL(target);
+  const user = decodeURIComponent(server.username);
+  const password = decodeURIComponent(server.password);
+  const database = decodeURIComponent(server.pathname.slice(1));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "burr-pgbouncer-"));
+  const port = await freeLoopbackPort();
+  const pidFile = path.join(dir, "pgbouncer.pid");
+  const logFile = path.join(dir, "pgbouncer.log");
+  const ini = [
+    "[databases]",
+    `${database} = host=${server.hostname} port=${server.port || 5432} dbname=${database}`,
+    "[pgbouncer]",
+    "listen_addr = 127.0.0.1",
+    `listen_port = ${port}`,
+    "unix_socket_dir =",
+    "auth_type = scram-sha-256",
+    `auth_file = ${path.join(dir, "userlist.txt")}`,
+    "pool_mode = transaction",
+    `logfile = ${logFile}`,
+    `pidfile = ${pidFile}`,
+    ...Object.entries(settings).map(([name, value]) => `${name} = ${value}`),
+  ];
+  fs.writeFileSync(path.join(dir, "pgbouncer.ini"), ini.join("\n") + "\n");
+  fs.writeFileSync(path.join(dir, "userlist.txt"), `"${user}" "${password}"\n`, { mode: 0o600 });
+  // PgBouncer refuses to run as root.
+  if (process.getuid?.() === 0) execFileSync("chown", ["-R", "postgres:postgres", dir]);
+  await asPostgres("pgbouncer", ["-d", "-q", path.join(dir, "pgbouncer.ini")]).catch((error: Error) => {
+    throw new Error(`pgbouncer did not start (apt-get install pgbouncer): ${error.message}\n${fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8") : ""}`);
+  });
+  // The daemon writes its pid file and listens shortly after the starting process returns.
+  for (let waited = 0; !(fs.existsSync(pidFile) && (await accepts(port))); waited += 50) {
+    if (waited > 10_000) throw new Error(`pgbouncer did not listen on 127.0.0.1:${port} within 10 s:\n${fs.readFileSync(logFile, "utf8")}`);
+    await sleep(50);
+  }
+  const pid = Number(fs.readFileSync(pidFile, "utf8"));
+  return {
+    url: `postgres://${server.username}:${server.password}@127.0.0.1:${port}/${server.pathname.slice(1)}`,
+    destroy: async () => {
+      process.kill(pid, "SIGINT");
+      while (running(pid)) await sleep(50);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.once("connect", () => resolve(true)).once("error", () => resolve(false));
+    socket.once("close", () => socket.destroy());
+    socket.once("connect", () => socket.end());
+  });
+}
+
+/** Alive and not a zombie (a daemon's parent here may be an init that never reaps). */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
 }

@@ -13,24 +13,26 @@ function thrown(work: () => unknown): Error {
 }
 
 describe("parsePostgresUrl", () => {
-  test("defaults: table burr_state in schema public, a pool of 10; the URL goes to pg as written", () => {
+  test("defaults: table burr_state in schema public, a pool of 10, not behind PgBouncer; the URL goes to pg as written", () => {
     expect(parsePostgresUrl("postgres://burr:s3cret@db.internal:5433/states")).toEqual({
       connectionString: "postgres://burr:s3cret@db.internal:5433/states",
       target: "db.internal:5433/states",
       schema: "public",
       table: "burr_state",
       poolSize: 10,
+      pgbouncer: false,
     });
   });
 
-  test("table, schema and pool are read and removed; pg's own parameters stay", () => {
-    const options = parsePostgresUrl("postgresql://u:p%40w@h:5432/db?table=t1&sslmode=require&schema=app&pool=25&application_name=burr");
+  test("table, schema, pool and pgbouncer are read and removed; pg's own parameters stay", () => {
+    const options = parsePostgresUrl("postgresql://u:p%40w@h:5432/db?table=t1&sslmode=require&schema=app&pool=25&pgbouncer=true&application_name=burr");
     expect(options).toEqual({
       connectionString: "postgresql://u:p%40w@h:5432/db?sslmode=require&application_name=burr",
       target: "h:5432/db",
       schema: "app",
       table: "t1",
       poolSize: 25,
+      pgbouncer: true,
     });
   });
 
@@ -53,6 +55,17 @@ describe("parsePostgresUrl", () => {
     expect(thrown(() => parsePostgresUrl(`postgres://h/db?pool=${pool}`)).message).toBe(
       `postgres pool must be an integer from 1 to 1000, got ${JSON.stringify(pool)}`,
     );
+  });
+
+  test.each([
+    ["true", true],
+    ["false", false],
+  ])("pgbouncer=%s is read as %s", (value, pgbouncer) => {
+    expect(parsePostgresUrl(`postgres://h/db?pgbouncer=${value}`).pgbouncer).toBe(pgbouncer);
+  });
+
+  test.each(["", "1", "yes", "TRUE", "on"])("pgbouncer=%j is refused", (value) => {
+    expect(thrown(() => parsePostgresUrl(`postgres://h/db?pgbouncer=${value}`)).message).toBe(`postgres pgbouncer must be true or false, got ${JSON.stringify(value)}`);
   });
 
   test.each([
