@@ -7,6 +7,9 @@
  * responses have the sizes the real calls have. No DeleteApp: its row has no gRPC ceiling.
  *
  *   tsx bench/noop-server.ts --listen 127.0.0.1:0 --state-bytes 2048 --list-ids 2500 --history-steps 10000
+ *
+ * --json-state: the loaded state is a JSON object of the same size (the Python client hands a
+ * Load's state to json.loads and Burr's State.deserialize).
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -32,7 +35,13 @@ const chunkIds = 1000;
 const maxMessageBytes = 16 * 1024 * 1024;
 
 const { values } = parseArgs({
-  options: { listen: { type: "string" }, "state-bytes": { type: "string" }, "list-ids": { type: "string" }, "history-steps": { type: "string" } },
+  options: {
+    listen: { type: "string" },
+    "state-bytes": { type: "string" },
+    "list-ids": { type: "string" },
+    "history-steps": { type: "string" },
+    "json-state": { type: "boolean" },
+  },
 });
 const stateBytes = Number(values["state-bytes"] ?? 2048);
 const listIds = Number(values["list-ids"] ?? 1000);
@@ -44,7 +53,7 @@ const loaded = create(LoadResponseSchema, {
     appId: appId(0),
     sequenceId: 3n,
     position: "step-3",
-    state: stateOf(stateBytes),
+    state: values["json-state"] ? jsonStateOf(stateBytes) : stateOf(stateBytes),
     status: Status.COMPLETED,
     createdAt: timestampFromDate(new Date()),
   }),
@@ -66,6 +75,13 @@ const steps = Array.from({ length: historySteps }, (_, i) =>
     createdAt: timestampFromDate(new Date()),
   }),
 );
+
+/** `{"padding":"..."}` of exactly `bytes` bytes (stateOf's characters, without quotes or backslashes). */
+function jsonStateOf(bytes: number): Uint8Array {
+  const wrapper = Buffer.byteLength('{"padding":""}');
+  const padding = Buffer.from(stateOf(Math.max(0, bytes - wrapper))).toString("latin1").replace(/["\\]/g, "x");
+  return Buffer.from(`{"padding":"${padding}"}`);
+}
 
 const saved = () => create(SaveResponseSchema, { createdAt: timestampFromDate(new Date()) });
 

@@ -19,8 +19,11 @@
  * --profile (V8 CPU profiles of the server children into bench/results/profiles/)
  * --out DIR (write results; the default full run writes to bench/results, smoke and filtered
  * runs only print).
- * --python / --no-python / --python-only: the Python row (lib/python-row.ts: the Python client
+ * --python / --no-python / --python-only: the Python rows (lib/python-row.ts: the Python clients
  * against Burr's own persisters), included in unfiltered runs, after the backends.
+ * --hop / --no-hop / --hop-only: the hop rows (clients against the no-op server and a raw TCP
+ * echo) and the server-side rows (lib/hop.ts), included in unfiltered runs, after the backends.
+ * --no-build: measure server/dist as it is (when someone else's half-done change breaks the build).
  * --ops list-steps also measures list-steps-all (the whole history, at the lowest concurrency only).
  * The history rows (list-steps, list-steps-all, delete-app-100k) run last per backend, on data of
  * their own preloaded right before them through the client (64 saves in flight), outside the
@@ -41,6 +44,7 @@ import { buildServer, ChildExited, repoRoot, startChildServer, type ChildServer 
 import { serverScript } from "../tests/support/server-process";
 import { JobRunner, openSurface, type Job, type Target } from "./lib/jobs";
 import { summarize, type Measurement, type Summary, type Timing } from "./lib/load";
+import { HopBench, hopBroken, hopMarkdown, type HopLine } from "./lib/hop";
 import { PythonBench, pythonBroken, pythonMarkdown, type PythonLine } from "./lib/python-row";
 import { formatBytes, formatMs, formatRate, formatRatio, machine, machineLine, markdownTable, type Machine } from "./lib/report";
 import {
@@ -82,8 +86,12 @@ interface Options {
   backendBudgetMs: number;
   profileDir?: string;
   outDir?: string;
-  /** The Python row (bench/lib/python-row.ts). */
+  /** The Python rows (bench/lib/python-row.ts). */
   python: boolean;
+  /** The hop and server-side rows (bench/lib/hop.ts). */
+  hop: boolean;
+  /** Measure server/dist as it is (no `npm run build` first). */
+  noBuild: boolean;
   /** --history-steps / --delete-steps, when given (they then apply to every backend). */
   historySteps?: number;
   deleteSteps?: number;
@@ -115,10 +123,15 @@ function parseOptions(argv: string[]): Options {
       "python-only": { type: "boolean" },
       "history-steps": { type: "string" },
       "delete-steps": { type: "string" },
+      "no-build": { type: "boolean" },
+      "hop": { type: "boolean" },
+      "no-hop": { type: "boolean" },
+      "hop-only": { type: "boolean" },
     },
   });
   const smoke = values.smoke ?? false;
-  const backends = (values["python-only"] ? [] : (list(values.backends) ?? backendNames)) as BackendName[];
+  const only = values["python-only"] || values["hop-only"];
+  const backends = (only ? [] : (list(values.backends) ?? backendNames)) as BackendName[];
   for (const name of backends) if (!backendNames.includes(name)) throw new Error(`unknown backend ${name}: use ${backendNames.join(", ")}`);
   const ops = (list(values.ops) ?? operations) as Operation[];
   for (const op of ops) if (!operations.includes(op)) throw new Error(`unknown operation ${op}: use ${operations.join(", ")}`);
@@ -126,7 +139,7 @@ function parseOptions(argv: string[]): Options {
   if (ops.includes("list-steps") && !ops.includes("list-steps-all")) ops.splice(ops.indexOf("list-steps") + 1, 0, "list-steps-all");
   const synchronous = values["sqlite-synchronous"] ?? "full";
   if (synchronous !== "full" && synchronous !== "normal") throw new Error("--sqlite-synchronous is full or normal");
-  const filtered = [values.backends, values.ops, values.sizes, values.concurrency, values["python-only"]].some((value) => value !== undefined);
+  const filtered = [values.backends, values.ops, values.sizes, values.concurrency, values["python-only"], values["hop-only"]].some((value) => value !== undefined);
   const stamp = new Date().toISOString().slice(0, 19).replaceAll(":", "");
   return {
     smoke,
@@ -147,7 +160,9 @@ function parseOptions(argv: string[]): Options {
     backendBudgetMs: 1000 * Number(values["backend-budget-s"] ?? (smoke ? 20 : 120)),
     profileDir: values.profile ? path.join(repoRoot, "bench/results/profiles", stamp) : undefined,
     outDir: values.out ?? (smoke || filtered ? undefined : path.join(repoRoot, "bench/results")),
-    python: !values["no-python"] && (values.python || values["python-only"] || !filtered),
+    python: !values["no-python"] && !values["hop-only"] && (values.python || values["python-only"] || !filtered),
+    hop: !values["no-hop"] && !values["python-only"] && (values.hop || values["hop-only"] || !filtered),
+    noBuild: values["no-build"] ?? false,
     historySteps: values["history-steps"] === undefined ? undefined : Number(values["history-steps"]),
     deleteSteps: values["delete-steps"] === undefined ? undefined : Number(values["delete-steps"]),
   };
@@ -866,7 +881,7 @@ function resultsMarkdown(lines: Line[], info: Machine, options: Options): string
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
-  buildServer();
+  if (!options.noBuild) buildServer();
   const info = machine();
   console.log(machineLine(info));
   const started = performance.now();
@@ -874,24 +889,28 @@ async function main(): Promise<void> {
   const python = options.python
     ? new PythonBench({ smoke: options.smoke, sqliteSynchronous: options.sqliteSynchronous, targetRounds: options.targetRounds, profileDir: options.profileDir })
     : null;
+  const hop = options.hop ? new HopBench({ smoke: options.smoke, profileDir: options.profileDir }) : null;
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.once(signal, () => {
       console.log(`${signal}: stopping the servers and dropping the bench data`);
-      void Promise.all([bench.abort(), python?.abort()]).finally(() => process.exit(130));
+      void Promise.all([bench.abort(), python?.abort(), hop?.close()]).finally(() => process.exit(130));
     });
   }
   let pythonLines: PythonLine[] = [];
+  let hopLines: HopLine[] = [];
   try {
     for (const name of options.backends) await bench.runBackend(name);
   } finally {
     await bench.close();
   }
+  if (hop) hopLines = await hop.run();
+  else console.log("hop: the hop and server-side rows are left out (--no-hop, or a filtered run without --hop)");
   if (python) pythonLines = await python.run();
-  else console.log("python: the Python row is left out (--no-python, or a filtered run without --python)");
+  else console.log("python: the Python rows are left out (--no-python, or a filtered run without --python)");
   const backendsMarkdown = options.backends.length > 0 ? resultsMarkdown(bench.lines, info, options) : `# Benchmark results\n\n${machineLine(info)}\n`;
-  const markdown = backendsMarkdown + (python ? `\n${pythonMarkdown(pythonLines)}` : "");
+  const markdown = backendsMarkdown + (hop ? `\n${hopMarkdown(hopLines)}` : "") + (python ? `\n${pythonMarkdown(pythonLines)}` : "");
   console.log(`\n${markdown}`);
-  const jsonLines = [...bench.lines, ...pythonLines].map((line) => JSON.stringify({ ...line, date: info.date, nproc: info.nproc, node: info.node }));
+  const jsonLines = [...bench.lines, ...hopLines, ...pythonLines].map((line) => JSON.stringify({ ...line, date: info.date, nproc: info.nproc, node: info.node }));
   for (const line of jsonLines) console.log(line);
   console.log(`\nbench took ${((performance.now() - started) / 1000).toFixed(0)} s`);
   if (options.outDir) {
@@ -914,7 +933,7 @@ async function main(): Promise<void> {
   if (bench.lines.some((line) => (line.kind === "row" && line.server.errors > 0) || (line.kind === "delete-app" && line.error !== undefined))) {
     console.log("some calls failed: see the rows marked ERRORS or FAILED");
   }
-  if (broken || bench.historyBroken || pythonBroken(pythonLines)) process.exitCode = 1;
+  if (broken || bench.historyBroken || pythonBroken(pythonLines) || hopBroken(hopLines)) process.exitCode = 1;
 }
 
 main().catch((error: unknown) => {

@@ -36,15 +36,43 @@ export interface BackendSettings {
   postgresPool: number;
 }
 
-const withParams = (url: string, params: Record<string, string>) => {
-  const parsed = new URL(url);
-  for (const [name, value] of Object.entries(params)) parsed.searchParams.set(name, value);
-  return parsed.toString();
-};
-
 const withDatabase = (url: string, database: string) => {
   const parsed = new URL(url);
   parsed.pathname = `/${database}`;
+  return parsed.toString();
+};
+
+/** Drops PostgreSQL schemas of a run (and everything in them). */
+export async function dropPostgresSchemas(...schemas: string[]): Promise<void> {
+  const client = new Client({ connectionString: databaseUrls.postgres, connectionTimeoutMillis: 5000 });
+  await client.connect();
+  try {
+    for (const schema of schemas) await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Deletes the Redis keys under these prefixes (`<prefix>:*`). */
+export async function dropRedisPrefixes(...prefixes: string[]): Promise<void> {
+  const redis = new Redis(databaseUrls.redis, { connectTimeout: 5000, maxRetriesPerRequest: 1 });
+  try {
+    for (const prefix of prefixes) {
+      let cursor = "0";
+      do {
+        const [next, keys] = await redis.scanBuffer(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
+        cursor = next.toString();
+        if (keys.length > 0) await redis.unlink(...keys);
+      } while (cursor !== "0");
+    }
+  } finally {
+    redis.disconnect();
+  }
+}
+
+export const withParams = (url: string, params: Record<string, string>) => {
+  const parsed = new URL(url);
+  for (const [name, value] of Object.entries(params)) parsed.searchParams.set(name, value);
   return parsed.toString();
 };
 
@@ -66,15 +94,7 @@ export function benchBackend(name: BackendName, runId: string, settings: Backend
         name,
         storeUrl: withParams(databaseUrls.postgres, { schema: namespace }),
         ceiling: { backend: name, url: withParams(databaseUrls.postgres, { schema: namespace, pool: String(settings.postgresPool) }) },
-        drop: async () => {
-          const client = new Client({ connectionString: databaseUrls.postgres, connectionTimeoutMillis: 5000 });
-          await client.connect();
-          try {
-            await client.query(`DROP SCHEMA IF EXISTS "${namespace}" CASCADE`);
-          } finally {
-            await client.end();
-          }
-        },
+        drop: () => dropPostgresSchemas(namespace),
       };
     case "redis": {
       const storePrefix = namespace.replaceAll("_", "-");
@@ -83,21 +103,7 @@ export function benchBackend(name: BackendName, runId: string, settings: Backend
         name,
         storeUrl: withParams(databaseUrls.redis, { prefix: storePrefix }),
         ceiling: { backend: name, url: withParams(databaseUrls.redis, { prefix: ceilingPrefix }) },
-        drop: async () => {
-          const redis = new Redis(databaseUrls.redis, { connectTimeout: 5000, maxRetriesPerRequest: 1 });
-          try {
-            for (const prefix of [storePrefix, ceilingPrefix]) {
-              let cursor = "0";
-              do {
-                const [next, keys] = await redis.scanBuffer(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-                cursor = next.toString();
-                if (keys.length > 0) await redis.unlink(...keys);
-              } while (cursor !== "0");
-            }
-          } finally {
-            redis.disconnect();
-          }
-        },
+        drop: () => dropRedisPrefixes(storePrefix, ceilingPrefix),
       };
     }
     case "mongo": {

@@ -6,17 +6,29 @@ other's imports, threads or garbage. Each measurement is printed as one JSON lin
 
     python burr_vs_client.py preload --side burr --db postgres --postgres-dsn DSN --postgres-schema S --apps 500 --steps 4
     python burr_vs_client.py measure --side client --db sqlite --address 127.0.0.1:PORT \\
-        --cases save:1,save:4,load-latest:1,load-latest:4 --warmup-s 0.5 --measure-s 2 --tag r1
+        --cases save:1,save:4,load-latest:1,load-step:16 --warmup-s 0.5 --measure-s 2 --tag r1
+    python burr_vs_client.py hop --address NOOP_HOST:PORT --echo ECHO_HOST:PORT --measure-s 2
 
 Sides:
-  burr    Burr's persister in this process: PostgreSQLPersister (psycopg2) or SQLitePersister.
-  client  GrpcStatePersister against the server (whose store is the same database, its own schema
-          or file), started by the TypeScript bench.
+  burr          Burr's persister in this process: PostgreSQLPersister (psycopg2), RedisBasePersister
+                (redis-py) or SQLitePersister.
+  client        GrpcStatePersister against the server (whose store is the same database, its own
+                schema, key prefix or file), started by the TypeScript bench; one shared by the threads.
+  async-client  AsyncGrpcStatePersister against the same server, one shared by as many asyncio
+                tasks as the case has threads (one event loop).
 
 A case is `operation:threads[:setup]`. Operations: `save` (each thread saves the next step of an
-app of its own, sequence ids 0, 1, 2, ...) and `load-latest` (each thread loads the latest step of
-a random preloaded app). Every call goes through the persister's public methods, so both sides pay
-for State.serialize + json.dumps on save and json.loads + State.deserialize on load.
+app of its own, sequence ids 0, 1, 2, ...), `load-latest` (each thread loads the latest step of a
+random preloaded app) and `load-step` (a random step of a random preloaded app). Every call goes
+through the persister's public methods, so both sides pay for State.serialize + json.dumps on save
+and json.loads + State.deserialize on load.
+
+`hop`: the sync client's Save and Load against bench/noop-server.ts (one thread), alternating in
+blocks with a raw TCP request-response of the same sizes against bench/echo-server.ts: the hop's
+p50 next to the loopback floor, measured in the same run.
+
+`--cprofile FILE` (measure): cProfile of every measuring thread (or the event loop), merged per
+case into FILE.<case>.pstats, with the top functions in FILE.<case>.txt.
 
 Setups of Burr's persister with several threads (the `setup` part of a case):
   shared      one persister used by every thread.
@@ -27,15 +39,21 @@ The bench measures the setup a Burr user should pick (one persister per thread);
 from __future__ import annotations
 
 import argparse
+import asyncio
+import cProfile
+import io
 import json
 import os
+import pstats
+import socket
+import struct
 import platform
 import random
 import sys
 import threading
 import time
 import traceback
-from typing import Callable, Optional
+from typing import Awaitable, Callable, Optional
 
 # Measure the client of this working tree, not whatever copy `pip install` left in the venv.
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -69,9 +87,12 @@ POSITIONS = ("prompt", "retrieve", "respond", "safety_check")
 #   thread is what Burr itself does for parallel sub-applications (SQLitePersister.copy(), called by
 #   burr.core.parallelism), so that is the setup measured: each thread has its own connection to the
 #   same file, and SQLite's file lock (default rollback journal, as Burr leaves it) serializes writers.
+# - Redis: RedisBasePersister wraps one redis.Redis, whose connection pool makes it safe to share;
+#   the bench still gives each thread its own persister (and pool), as for the other databases, so
+#   that no thread ever waits for another's connection.
 #
 # `operation:threads:shared` measures the shared setup anyway (not part of the bench's rows).
-BURR_SETUPS = {"postgres": "per-thread", "sqlite": "per-thread"}
+BURR_SETUPS = {"postgres": "per-thread", "redis": "per-thread", "sqlite": "per-thread"}
 
 
 def realistic_state(target_bytes: int = STATE_BYTES) -> State:
@@ -117,6 +138,14 @@ def app_id(index: int) -> str:
     return f"app-{index:06d}"
 
 
+def redis_location(url: str) -> tuple[str, int, int]:
+    """host, port and database number of redis://host:port[/db]."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    return parsed.hostname or "127.0.0.1", parsed.port or 6379, int(parsed.path.lstrip("/") or 0)
+
+
 class Side:
     """Makes the persisters of one side and knows how to release them."""
 
@@ -140,6 +169,12 @@ class Side:
             # bench can drop everything with the schema.
             connection = psycopg2.connect(args.postgres_dsn, options=f"-c search_path={args.postgres_schema}")
             made = PostgreSQLPersister(connection, table_name="burr_state")
+        elif args.db == "redis":
+            from burr.integrations.persisters.b_redis import RedisBasePersister
+
+            # Burr's key layout under a namespace of this run, so the bench can drop its keys.
+            host, port, db = redis_location(args.redis_url)
+            made = RedisBasePersister.from_values(host=host, port=port, db=db, namespace=args.redis_namespace)
         else:
             from burr.core.persistence import SQLitePersister
 
@@ -210,56 +245,144 @@ def preload(args: argparse.Namespace) -> None:
         side.close()
 
 
+def operation_for(persister, operation: str, key: str, args: argparse.Namespace, state: State, seed: int):
+    """`(call, check)`: `call()` makes one call of the persister and returns what it returns (a
+    coroutine for the async client), `check(result)` raises when the answer is wrong."""
+    if operation == "save":
+        app = f"save-{args.tag}-{key}"
+        sequence = iter(range(10**12))
+
+        def save():
+            step = next(sequence)
+            return persister.save(SAVE_PARTITION, app, step, POSITIONS[step % len(POSITIONS)], state, "completed")
+
+        return save, lambda result: None
+    rng = random.Random(seed)
+
+    def found(result) -> None:
+        if result is None:
+            raise LookupError("load returned None: the fixture is missing")
+
+    if operation == "load-latest":
+        return (lambda: persister.load(LOAD_PARTITION, app_id(rng.randrange(args.apps)))), found
+    if operation == "load-step":
+        return (lambda: persister.load(LOAD_PARTITION, app_id(rng.randrange(args.apps)), rng.randrange(args.steps))), found
+    raise ValueError(f"unknown operation {operation}")
+
+
+class Tally:
+    """What the measuring lanes (threads or tasks) recorded: latencies in the window, errors, and
+    the end of the last measured call."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.first_error: Optional[str] = None
+        self.last_end = 0.0
+
+    def add(self, mine: list[float], errors: int, first: Optional[str], last: float) -> None:
+        with self.lock:
+            self.latencies.extend(mine)
+            self.errors += errors
+            if self.first_error is None:
+                self.first_error = first
+            self.last_end = max(self.last_end, last)
+
+    def line(self, args: argparse.Namespace, operation: str, threads: int, setup: str, measure_from: float) -> dict:
+        elapsed = max(self.last_end - measure_from, 1e-9)
+        latencies = sorted(self.latencies)
+
+        def percentile(p: float) -> Optional[float]:
+            if not latencies:
+                return None
+            return 1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))]
+
+        return {
+            "kind": "measurement",
+            "side": args.side,
+            "db": args.db,
+            "operation": operation,
+            "threads": threads,
+            "setup": setup,
+            "calls": len(latencies),
+            "errors": self.errors,
+            "firstError": self.first_error,
+            "elapsedS": elapsed,
+            "statesPerSec": len(latencies) / elapsed,
+            "p50Ms": percentile(0.5),
+            "p99Ms": percentile(0.99),
+            "meanMs": 1000 * sum(latencies) / len(latencies) if latencies else None,
+            "tag": args.tag,
+        }
+
+
+def error_text(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}".splitlines()[0][:300]
+
+
+class Profiles:
+    """cProfile of each measuring thread (--cprofile), merged and written per case."""
+
+    def __init__(self, path: Optional[str], case: str):
+        self.path, self.case, self.done = path, case, []
+
+    def start(self) -> Optional[cProfile.Profile]:
+        if not self.path:
+            return None
+        profile = cProfile.Profile()
+        profile.enable()
+        return profile
+
+    def stop(self, profile: Optional[cProfile.Profile]) -> None:
+        if profile is not None:
+            profile.disable()
+            self.done.append(profile)
+
+    def write(self) -> None:
+        if not self.done:
+            return
+        stats = pstats.Stats(self.done[0])
+        for profile in self.done[1:]:
+            stats.add(profile)
+        base = f"{self.path}.{self.case.replace(':', '-')}"
+        os.makedirs(os.path.dirname(os.path.abspath(base)), exist_ok=True)
+        stats.dump_stats(f"{base}.pstats")
+        text = io.StringIO()
+        pstats.Stats(f"{base}.pstats", stream=text).sort_stats("tottime").print_stats(30)
+        with open(f"{base}.txt", "w") as out:
+            out.write(text.getvalue())
+
+
 def measure_case(args: argparse.Namespace, side: Side, operation: str, threads: int, setup: str, state: State) -> dict:
     persisters = side.for_threads(threads, setup)
-    apps = args.apps
-
-    def operation_for(thread: int) -> Callable[[], None]:
-        persister = persisters[thread]
-        if operation == "save":
-            app = f"save-{args.tag}-{operation}-{threads}-{setup}-{thread}"
-            sequence = iter(range(10**12))
-
-            def save() -> None:
-                step = next(sequence)
-                persister.save(SAVE_PARTITION, app, step, POSITIONS[step % len(POSITIONS)], state, "completed")
-
-            return save
-        if operation == "load-latest":
-            rng = random.Random(thread)
-
-            def load() -> None:
-                if persister.load(LOAD_PARTITION, app_id(rng.randrange(apps))) is None:
-                    raise LookupError("load returned None: the fixture is missing")
-
-            return load
-        raise ValueError(f"unknown operation {operation}")
-
-    calls = [operation_for(thread) for thread in range(threads)]
-    lock = threading.Lock()
-    latencies: list[float] = []
-    errors = {"count": 0, "first": None}
-    last_end = [0.0]
+    calls = [
+        operation_for(persisters[thread], operation, f"{operation}-{threads}-{setup}-{thread}", args, state, thread)
+        for thread in range(threads)
+    ]
+    tally = Tally()
+    profiles = Profiles(args.cprofile, f"{args.side}-{args.db}-{operation}-{threads}")
     barrier = threading.Barrier(threads + 1)
     window = {}
 
     def lane(thread: int) -> None:
-        call = calls[thread]
+        call, check = calls[thread]
         mine: list[float] = []
         my_errors, first, my_last = 0, None, 0.0
         barrier.wait()
         measure_from, stop_at = window["from"], window["stop"]
+        profile = profiles.start()
         while True:
             began = time.perf_counter()
             if began >= stop_at:
                 break
             try:
-                call()
+                check(call())
                 failed = False
             except Exception as error:  # counted and reported; the run goes on
                 failed = True
                 if first is None:
-                    first = f"{type(error).__name__}: {error}".splitlines()[0][:300]
+                    first = error_text(error)
             ended = time.perf_counter()
             if began >= measure_from:
                 if failed:
@@ -269,12 +392,8 @@ def measure_case(args: argparse.Namespace, side: Side, operation: str, threads: 
                 my_last = ended
             if failed:
                 time.sleep(0.001)
-        with lock:
-            latencies.extend(mine)
-            errors["count"] += my_errors
-            if errors["first"] is None:
-                errors["first"] = first
-            last_end[0] = max(last_end[0], my_last)
+        profiles.stop(profile)
+        tally.add(mine, my_errors, first, my_last)
 
     workers = [threading.Thread(target=lane, args=(thread,), daemon=True) for thread in range(threads)]
     for worker in workers:
@@ -286,31 +405,63 @@ def measure_case(args: argparse.Namespace, side: Side, operation: str, threads: 
     for worker in workers:
         worker.join()
     side.close()
-    elapsed = max(last_end[0] - window["from"], 1e-9)
-    latencies.sort()
+    profiles.write()
+    return tally.line(args, operation, threads, "shared" if args.side == "client" else setup, window["from"])
 
-    def percentile(p: float) -> Optional[float]:
-        if not latencies:
-            return None
-        return 1000 * latencies[min(len(latencies) - 1, int(p * len(latencies)))]
 
-    return {
-        "kind": "measurement",
-        "side": args.side,
-        "db": args.db,
-        "operation": operation,
-        "threads": threads,
-        "setup": "shared" if args.side == "client" else setup,
-        "calls": len(latencies),
-        "errors": errors["count"],
-        "firstError": errors["first"],
-        "elapsedS": elapsed,
-        "statesPerSec": len(latencies) / elapsed,
-        "p50Ms": percentile(0.5),
-        "p99Ms": percentile(0.99),
-        "meanMs": 1000 * sum(latencies) / len(latencies) if latencies else None,
-        "tag": args.tag,
-    }
+def measure_case_async(args: argparse.Namespace, operation: str, tasks: int, state: State) -> dict:
+    """`tasks` asyncio tasks sharing one AsyncGrpcStatePersister, in a closed loop."""
+    from burr_grpc_persister import AsyncGrpcStatePersister
+
+    host, port = args.address.rsplit(":", 1)
+    tally = Tally()
+    profiles = Profiles(args.cprofile, f"{args.side}-{args.db}-{operation}-{tasks}")
+
+    async def run() -> float:
+        persister = AsyncGrpcStatePersister.from_values(host=host, port=int(port))
+        calls = [
+            operation_for(persister, operation, f"{operation}-{tasks}-async-{task}", args, state, task) for task in range(tasks)
+        ]
+        measure_from = time.perf_counter() + args.warmup_s
+        stop_at = measure_from + args.measure_s
+
+        async def lane(task: int) -> None:
+            call, check = calls[task]
+            mine: list[float] = []
+            my_errors, first, my_last = 0, None, 0.0
+            while True:
+                began = time.perf_counter()
+                if began >= stop_at:
+                    break
+                try:
+                    check(await call())
+                    failed = False
+                except Exception as error:  # counted and reported; the run goes on
+                    failed = True
+                    if first is None:
+                        first = error_text(error)
+                ended = time.perf_counter()
+                if began >= measure_from:
+                    if failed:
+                        my_errors += 1
+                    else:
+                        mine.append(ended - began)
+                    my_last = ended
+                if failed:
+                    await asyncio.sleep(0.001)
+            tally.add(mine, my_errors, first, my_last)
+
+        profile = profiles.start()
+        try:
+            await asyncio.gather(*(lane(task) for task in range(tasks)))
+        finally:
+            profiles.stop(profile)
+            await persister.cleanup()
+        return measure_from
+
+    measure_from = asyncio.run(run())
+    profiles.write()
+    return tally.line(args, operation, tasks, "shared", measure_from)
 
 
 def measure(args: argparse.Namespace) -> None:
@@ -320,7 +471,131 @@ def measure(args: argparse.Namespace) -> None:
         parts = case.split(":")
         operation, threads = parts[0], int(parts[1])
         setup = parts[2] if len(parts) > 2 else ("shared" if threads == 1 else BURR_SETUPS[args.db])
-        emit(measure_case(args, side, operation, threads, setup, state))
+        if args.side == "async-client":
+            emit(measure_case_async(args, operation, threads, state))
+        else:
+            emit(measure_case(args, side, operation, threads, setup, state))
+
+
+class EchoClient:
+    """A raw request-response over one TCP connection to bench/echo-server.ts: a frame of
+    [request length, answer length] then the request; the server answers that many bytes."""
+
+    def __init__(self, address: str):
+        host, port = address.rsplit(":", 1)
+        self.socket = socket.create_connection((host, int(port)))
+        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def call(self, frame: bytes, answer: memoryview) -> None:
+        self.socket.sendall(frame)
+        got = 0
+        while got < len(answer):
+            n = self.socket.recv_into(answer[got:])
+            if n == 0:
+                raise ConnectionError("the echo server closed the connection")
+            got += n
+
+    @staticmethod
+    def frame(request_bytes: int, answer_bytes: int) -> bytes:
+        return struct.pack(">II", request_bytes, answer_bytes) + os.urandom(request_bytes)
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+def hop(args: argparse.Namespace) -> None:
+    """The sync and async clients' Save and Load against the no-op server, one call at a time,
+    in blocks alternating with raw TCP request-responses of the messages' sizes."""
+    from burr_grpc_persister import AsyncGrpcStatePersister, GrpcStatePersister
+    from burr_grpc_persister import _wire
+    from burr_grpc_persister._gen import state_persister_pb2 as pb
+    from burr_grpc_persister._gen.state_persister_pb2_grpc import StatePersisterStub
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    host, port = args.address.rsplit(":", 1)
+    state = realistic_state()
+    persister = GrpcStatePersister.from_values(host=host, port=int(port))
+    save_request = _wire.save_request(SAVE_PARTITION, "hop-app", 3, POSITIONS[0], state, "completed", {}, "save")
+    load_request = _wire.load_request(LOAD_PARTITION, app_id(0), None, "load")
+    with grpc_channel(args.address) as channel:
+        load_response = StatePersisterStub(channel).Load(load_request)
+    saved = pb.SaveResponse(created_at=Timestamp(seconds=1_700_000_000, nanos=123_456_789))
+    call_id = 123_456  # a pipeline's call ids grow; a mid-sized one
+    sizes = {
+        "save": (pb.PipelineRequest(call_id=call_id, save=save_request).ByteSize(), pb.PipelineResponse(call_id=call_id, save=saved).ByteSize()),
+        "load": (pb.PipelineRequest(call_id=call_id, load=load_request).ByteSize(), pb.PipelineResponse(call_id=call_id, load=load_response).ByteSize()),
+    }
+    echo = EchoClient(args.echo)
+    frames = {operation: EchoClient.frame(*size) for operation, size in sizes.items()}
+    answers = {operation: memoryview(bytearray(size[1])) for operation, size in sizes.items()}
+    sequence = iter(range(10**12))
+
+    def client(operation: str) -> None:
+        if operation == "save":
+            persister.save(SAVE_PARTITION, "hop-app", next(sequence), POSITIONS[0], state, "completed")
+        elif persister.load(LOAD_PARTITION, app_id(0)) is None:
+            raise LookupError("the no-op server answered no state")
+
+    async def run() -> dict:
+        aio = AsyncGrpcStatePersister.from_values(host=host, port=int(port))
+
+        async def async_client(operation: str) -> None:
+            if operation == "save":
+                await aio.save(SAVE_PARTITION, "hop-app-async", next(sequence), POSITIONS[0], state, "completed")
+            elif await aio.load(LOAD_PARTITION, app_id(0)) is None:
+                raise LookupError("the no-op server answered no state")
+
+        times: dict = {(operation, who): [] for operation in sizes for who in ("client", "async", "echo")}
+        block = 100
+        began = time.perf_counter()
+        warm_until, stop_at = began + args.warmup_s, began + args.warmup_s + args.measure_s
+        # At least one measured block, however short the timing (the smoke run).
+        while time.perf_counter() < stop_at or not times[("load", "echo")]:
+            measured = time.perf_counter() >= warm_until
+            for operation in sizes:
+                for who in ("client", "async", "echo"):
+                    mine = times[(operation, who)]
+                    for _ in range(block):
+                        start = time.perf_counter()
+                        if who == "client":
+                            client(operation)
+                        elif who == "async":
+                            await async_client(operation)
+                        else:
+                            echo.call(frames[operation], answers[operation])
+                        if measured:
+                            mine.append(time.perf_counter() - start)
+        await aio.cleanup()
+        return times
+
+    try:
+        times = asyncio.run(run())
+    finally:
+        persister.cleanup()
+        echo.close()
+    for operation, (request_bytes, answer_bytes) in sizes.items():
+        def p50(who: str) -> Optional[float]:
+            values = sorted(times[(operation, who)])
+            return 1000 * values[len(values) // 2] if values else None
+
+        emit(
+            {
+                "kind": "hop",
+                "operation": operation,
+                "requestBytes": request_bytes,
+                "answerBytes": answer_bytes,
+                "calls": len(times[(operation, "client")]),
+                "clientP50Ms": p50("client"),
+                "asyncClientP50Ms": p50("async"),
+                "echoP50Ms": p50("echo"),
+            }
+        )
+
+
+def grpc_channel(address: str):
+    import grpc
+
+    return grpc.insecure_channel(address)
 
 
 def info(args: argparse.Namespace) -> None:
@@ -330,7 +605,7 @@ def info(args: argparse.Namespace) -> None:
     import burr_grpc_persister
 
     versions = {}
-    for package in ("apache-burr", "grpcio", "protobuf", "psycopg2-binary"):
+    for package in ("apache-burr", "grpcio", "protobuf", "psycopg2-binary", "redis"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -355,10 +630,14 @@ def emit(line: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["info", "preload", "measure"])
-    parser.add_argument("--side", choices=["burr", "client"])
-    parser.add_argument("--db", choices=["postgres", "sqlite"])
-    parser.add_argument("--address", help="the server, host:port (client side)")
+    parser.add_argument("command", choices=["info", "preload", "measure", "hop"])
+    parser.add_argument("--side", choices=["burr", "client", "async-client"])
+    parser.add_argument("--db", choices=["postgres", "redis", "sqlite"])
+    parser.add_argument("--address", help="the server, host:port (client sides; hop: the no-op server)")
+    parser.add_argument("--echo", help="bench/echo-server.ts, host:port (hop)")
+    parser.add_argument("--redis-url", help="redis://host:port[/db] (Burr side)")
+    parser.add_argument("--redis-namespace", help="namespace of Burr's keys (Burr side)")
+    parser.add_argument("--cprofile", help="measure: cProfile the measuring threads into FILE.<case>.pstats/.txt")
     parser.add_argument("--postgres-dsn", help="libpq URL of the database (Burr side)")
     parser.add_argument("--postgres-schema", help="schema of Burr's table (Burr side)")
     parser.add_argument("--sqlite-path", help="SQLite file of Burr's persister (Burr side)")
@@ -370,7 +649,7 @@ def main() -> None:
     parser.add_argument("--tag", default=f"{os.getpid()}", help="makes the save apps' ids unique")
     args = parser.parse_args()
     try:
-        {"info": info, "preload": preload, "measure": measure}[args.command](args)
+        {"info": info, "preload": preload, "measure": measure, "hop": hop}[args.command](args)
     except Exception:
         traceback.print_exc()
         sys.exit(1)
