@@ -11,7 +11,21 @@ import { withCodecSync, type JsonValue } from "./codec";
 import { Code, PersisterError } from "./errors";
 import type { DeletePartitionResult, ListStepsQuery, LoadQuery, PersistedState, PruneQuery, SaveInput, SaveResult, StepInfo, SyncStatePersister } from "./persister";
 import { channelCredentials, resolveOptions, type ClientOptions, type ResolvedOptions } from "./options";
-import { signalExited, signalPending, signalReplied, type Method, type Reply, type Request, type StepsChunk, type WorkerSetup } from "./sync-protocol";
+import {
+  newSignal,
+  signalExited,
+  signalPending,
+  signalReplied,
+  stateCell,
+  takenCell,
+  waitWhilePending,
+  type Exit,
+  type Method,
+  type Reply,
+  type Request,
+  type StepsChunk,
+  type WorkerSetup,
+} from "./sync-protocol";
 import { bundledWorker } from "./sync-worker-source";
 
 
@@ -19,6 +33,16 @@ import { bundledWorker } from "./sync-worker-source";
 const startupSlackMs = 15_000;
 
 const noTransfer: ArrayBuffer[] = [];
+
+/** What one attempt posts. Made afresh for each attempt: a buffer moved to a worker is gone from here. */
+type Outgoing = { args: unknown[]; transfer: ArrayBuffer[] };
+const plain = (args: unknown[]) => (): Outgoing => ({ args, transfer: noTransfer });
+
+/** Calls run again on a fresh worker when theirs died holding them: reads, and Initialize (idempotent). */
+const repeatable = new Set<Method>(["initialize", "isInitialized", "load", "listAppIds", "listStepsOpen"]);
+
+/** An attempt's end: the worker's answer, or its exit without one (and whether it had taken the request). */
+type Attempt = { reply: Reply } | { exit: Exit["exited"]; taken: boolean };
 
 /**
  * Answers are rebuilt by Node in its main realm; their Date and Uint8Array are remade here so
@@ -29,16 +53,22 @@ const ownDate = (date: Date) => new Date(date.getTime());
 /**
  * The worker's script. Its first code hooks the thread's exit before anything else loads, so a
  * worker that dies, even one that cannot load, wakes its caller at once instead of at the guard
- * timeout; a load failure is also posted as the answer, for the caller to see why. Then the
+ * timeout, with its exit code and the error that ended it; a load failure is also posted as the
+ * answer, for the caller to see why. Then the
  * worker itself: in the built package, one self-contained script made at build time (so it runs
  * from an installed package and inside an app's bundle alike, where no worker file exists on
  * disk); from the TypeScript sources, sync-worker.ts.
  */
 const workerScript = (load: string) => `
   const { workerData } = require("node:worker_threads");
-  process.on("exit", () => {
-    Atomics.store(workerData.signal, 0, ${signalExited});
-    Atomics.notify(workerData.signal, 0);
+  let failure;
+  process.on("uncaughtExceptionMonitor", (error) => {
+    failure = String(error);
+  });
+  process.on("exit", (code) => {
+    workerData.port.postMessage({ exited: { code, failure } });
+    Atomics.store(workerData.signal, ${stateCell}, ${signalExited});
+    Atomics.notify(workerData.signal, ${stateCell});
   });
   try {
     ${load}
@@ -59,7 +89,7 @@ const bootstrap = workerScript(fromSources ? `require(${JSON.stringify(path.join
 class WorkerThread {
   readonly worker: Worker;
   readonly port: MessagePort;
-  readonly signal = new Int32Array(new SharedArrayBuffer(4));
+  readonly signal = newSignal();
 
   constructor(options: ResolvedOptions<unknown>) {
     const { port1, port2 } = new MessageChannel();
@@ -98,35 +128,54 @@ class RawSyncGrpcPersister implements SyncStatePersister<Uint8Array> {
     this.thread = new WorkerThread(options);
   }
 
-  /** One blocking call through the worker; `transfer` is moved there, not copied. */
-  private call<T>(method: Method, args: unknown[], budgetMs: number, transfer = noTransfer): T {
+  /**
+   * One blocking call through the worker. A worker that exits without answering is replaced; the
+   * call runs again on the new one if the old one never took it (so it never reached the server)
+   * or if it is repeatable. Otherwise UNAVAILABLE: a save may have landed, and sent again it
+   * answers ALREADY_EXISTS if it did.
+   */
+  private call<T>(method: Method, budgetMs: number, outgoing: () => Outgoing): T {
     if (this.closed) throw new PersisterError(Code.FAILED_PRECONDITION, "the persister is closed");
-    // A worker that died since the last call, or was dropped after a timeout, is started afresh.
-    let thread = this.thread;
-    if (!thread || Atomics.compareExchange(thread.signal, 0, signalReplied, signalPending) === signalExited) {
-      thread = this.thread = new WorkerThread(this.options);
+    let attempt = this.attempt(method, budgetMs, outgoing());
+    if ("exit" in attempt && (!attempt.taken || repeatable.has(method))) attempt = this.attempt(method, budgetMs, outgoing());
+    if ("exit" in attempt) {
+      const { code, failure } = attempt.exit;
+      const cause = `exit code ${code ?? "unknown"}${failure ? `, ${failure}` : ""}`;
+      throw new PersisterError(Code.UNAVAILABLE, `${method}: the client's worker thread ended (${cause}) before answering; the call may have reached the server (server ${this.options.address})`);
     }
-    const { signal, port } = thread;
-    port.postMessage({ method, args } satisfies Request, transfer);
-    // The worker enforces deadlines and retries; this wait only guards against a stuck worker.
-    const waited = Atomics.wait(signal, 0, signalPending, budgetMs + startupSlackMs);
-    const reply = receiveMessageOnPort(port)?.message as Reply | undefined;
-    if (!reply) {
-      this.thread = null;
-      void thread.worker.terminate();
-      if (waited === "timed-out") throw new PersisterError(Code.DEADLINE_EXCEEDED, `${method} got no answer from the client's worker thread within ${budgetMs + startupSlackMs} ms (server ${this.options.address})`);
-      throw new PersisterError(Code.INTERNAL, `${method}: the client's worker thread exited without an answer`);
-    }
+    const { reply } = attempt;
     if ("error" in reply) throw new PersisterError(reply.error.code, reply.error.message);
     return reply.value as T;
   }
 
+  /** Posts the request and blocks until the worker answers or exits; `transfer` is moved there, not copied. */
+  private attempt(method: Method, budgetMs: number, { args, transfer }: Outgoing): Attempt {
+    // A worker that died since the last call, or was dropped after a timeout, is started afresh.
+    let thread = this.thread;
+    if (!thread || Atomics.compareExchange(thread.signal, stateCell, signalReplied, signalPending) === signalExited) {
+      thread = this.thread = new WorkerThread(this.options);
+    }
+    const { signal, port } = thread;
+    Atomics.store(signal, takenCell, 0);
+    port.postMessage({ method, args } satisfies Request, transfer);
+    // The worker enforces deadlines and retries; this wait only guards against a stuck worker.
+    const settled = waitWhilePending(signal, budgetMs + startupSlackMs);
+    const message = receiveMessageOnPort(port)?.message as Reply | Exit | undefined;
+    if (message && !("exited" in message)) return { reply: message };
+    this.thread = null;
+    void thread.worker.terminate();
+    if (!settled) {
+      throw new PersisterError(Code.DEADLINE_EXCEEDED, `${method} got no answer from the client's worker thread within ${budgetMs + startupSlackMs} ms (server ${this.options.address})`);
+    }
+    return { exit: message?.exited ?? { code: undefined }, taken: Atomics.load(signal, takenCell) === 1 };
+  }
+
   initialize(): void {
-    this.call("initialize", [], this.unaryBudgetMs);
+    this.call("initialize", this.unaryBudgetMs, plain([]));
   }
 
   isInitialized(): boolean {
-    return this.call("isInitialized", [], this.unaryBudgetMs);
+    return this.call("isInitialized", this.unaryBudgetMs, plain([]));
   }
 
   save(input: SaveInput<Uint8Array>): SaveResult {
@@ -135,51 +184,53 @@ class RawSyncGrpcPersister implements SyncStatePersister<Uint8Array> {
     // the pool, a slice of a network read) goes as a copy of its own bytes, moved rather than
     // copied again. Moving the caller's own buffer would empty it.
     const part = isUint8Array(state) && state.byteLength !== state.buffer.byteLength;
-    const sent = part ? new Uint8Array(state) : state;
-    const args = [{ partitionKey, appId, sequenceId, position, state: sent, status }];
-    const { createdAt } = this.call<SaveResult>("save", args, this.options.deadlineMs, part ? [sent.buffer as ArrayBuffer] : noTransfer);
+    const outgoing = (): Outgoing => {
+      const sent = part ? new Uint8Array(state) : state;
+      return { args: [{ partitionKey, appId, sequenceId, position, state: sent, status }], transfer: part ? [sent.buffer as ArrayBuffer] : noTransfer };
+    };
+    const { createdAt } = this.call<SaveResult>("save", this.options.deadlineMs, outgoing);
     return { createdAt: ownDate(createdAt) };
   }
 
   load(query: LoadQuery): PersistedState<Uint8Array> | null {
     const { partitionKey, appId, sequenceId } = query;
-    const row = this.call<PersistedState<Uint8Array> | null>("load", [{ partitionKey, appId, sequenceId }], this.unaryBudgetMs);
+    const row = this.call<PersistedState<Uint8Array> | null>("load", this.unaryBudgetMs, plain([{ partitionKey, appId, sequenceId }]));
     return row && { ...row, state: new Uint8Array(row.state.buffer, row.state.byteOffset, row.state.byteLength), createdAt: ownDate(row.createdAt) };
   }
 
   listAppIds(partitionKey?: string | null): string[] {
-    return this.call("listAppIds", [partitionKey], this.listBudgetMs);
+    return this.call("listAppIds", this.listBudgetMs, plain([partitionKey]));
   }
 
   /** The worker holds the stream; each step of this generator's pages is one blocking call for up to 256 steps. */
   *listSteps(query: ListStepsQuery): Iterable<StepInfo<Uint8Array>> {
     const { partitionKey, appId, beforeSequenceId, limit, includeState } = query;
-    const id = this.call<number>("listStepsOpen", [{ partitionKey, appId, beforeSequenceId, limit, includeState }], this.unaryBudgetMs);
+    const id = this.call<number>("listStepsOpen", this.unaryBudgetMs, plain([{ partitionKey, appId, beforeSequenceId, limit, includeState }]));
     let ended = false;
     try {
       while (!ended) {
-        const chunk = this.call<StepsChunk>("listStepsNext", [id, 256], this.listBudgetMs);
+        const chunk = this.call<StepsChunk>("listStepsNext", this.listBudgetMs, plain([id, 256]));
         ended = chunk.done;
         for (const step of chunk.steps as StepInfo<Uint8Array>[]) {
           yield { ...step, createdAt: ownDate(step.createdAt), state: step.state && new Uint8Array(step.state.buffer, step.state.byteOffset, step.state.byteLength) };
         }
       }
     } finally {
-      if (!ended && !this.closed) this.call("listStepsClose", [id], this.unaryBudgetMs);
+      if (!ended && !this.closed) this.call("listStepsClose", this.unaryBudgetMs, plain([id]));
     }
   }
 
   deleteApp(partitionKey: string | null | undefined, appId: string): number {
-    return this.call("deleteApp", [partitionKey, appId], this.listBudgetMs);
+    return this.call("deleteApp", this.listBudgetMs, plain([partitionKey, appId]));
   }
 
   deletePartition(partitionKey: string | null | undefined): DeletePartitionResult {
-    return this.call("deletePartition", [partitionKey], this.listBudgetMs);
+    return this.call("deletePartition", this.listBudgetMs, plain([partitionKey]));
   }
 
   prune(query: PruneQuery): number {
     const { partitionKey, appId, keepLast, olderThan } = query;
-    return this.call("prune", [{ partitionKey, appId, keepLast, olderThan }], this.listBudgetMs);
+    return this.call("prune", this.listBudgetMs, plain([{ partitionKey, appId, keepLast, olderThan }]));
   }
 
   close(): void {

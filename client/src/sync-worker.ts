@@ -1,14 +1,15 @@
 /**
  * The thread behind SyncGrpcStatePersister: the async byte-level client (RawGrpcPersister, with
- * its transport, retries and deadlines) answering one call at a time. Each answer is posted on
- * the port, then the signal wakes the calling thread, which is blocked in Atomics.wait. (The
+ * its transport, retries and deadlines) answering one call at a time. It marks each request
+ * taken, then posts the answer on the port and the signal wakes the calling thread, which is
+ * blocked in Atomics.wait (sync-protocol.ts). (The
  * bootstrap in sync-persister.ts loads this module, after hooking the thread's exit.)
  */
 import { workerData } from "node:worker_threads";
 import { RawGrpcPersister } from "./grpc-persister";
 import { persisterError } from "./wire";
 import { resolveOptions, type TlsOptions } from "./options";
-import { signalReplied, type Reply, type Request, type StepsChunk, type WorkerSetup } from "./sync-protocol";
+import { postAnswer, takenCell, type Reply, type Request, type StepsChunk, type WorkerSetup } from "./sync-protocol";
 import { Code, PersisterError } from "./errors";
 import type { ListStepsQuery, StepInfo } from "./persister";
 
@@ -55,6 +56,8 @@ const listingCalls = {
 };
 
 port.on("message", async ({ method, args }: Request) => {
+  // From here on the call may reach the server: a save the worker took is never sent again.
+  Atomics.store(signal, takenCell, 1);
   let reply: Reply;
   const transfer: ArrayBuffer[] = [];
   try {
@@ -72,7 +75,5 @@ port.on("message", async ({ method, args }: Request) => {
     const failure = persisterError(error, options.address);
     reply = { error: { code: failure.code, message: failure.message } };
   }
-  port.postMessage(reply, transfer);
-  Atomics.store(signal, 0, signalReplied);
-  Atomics.notify(signal, 0);
+  postAnswer(port, signal, reply, transfer);
 });

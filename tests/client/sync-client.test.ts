@@ -1,8 +1,11 @@
 /** The sync client's own machinery: its worker thread, the state buffers it posts there, its lifetime. */
 import { execFile } from "node:child_process";
+import * as fs from "node:fs";
 import * as net from "node:net";
+import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
+import workerThreads = require("node:worker_threads");
 import { SyncGrpcStatePersister } from "../../client/src/sync-persister";
 import { rawCodec } from "../../client/src/codec";
 import { Code } from "../../client/src/errors";
@@ -67,4 +70,91 @@ test("an idle client, never closed, does not keep the process alive", async () =
   const { stdout } = await promisify(execFile)(process.execPath, ["--require", "tsx/cjs", "-e", script], { cwd: path.resolve(__dirname, "../.."), timeout: 30_000 });
   expect(stdout.trim()).toBe("true");
   expect(Date.now() - started).toBeLessThan(30_000);
+});
+
+/**
+ * The next sync-client workers started preload these scripts, one each, in order; later ones
+ * run as they are. A script can end its worker at a chosen moment of a call.
+ */
+function preloadInNextWorkers(...scripts: string[]): jest.SpyInstance {
+  const RealWorker = workerThreads.Worker;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "sync-worker-hook-"));
+  const files = scripts.map((script, i) => {
+    const file = path.join(dir, `hook-${i}.js`);
+    fs.writeFileSync(file, script);
+    return file;
+  });
+  return jest.spyOn(workerThreads, "Worker").mockImplementation((script, options) => {
+    const file = files.shift();
+    return new RealWorker(script, { ...options, execArgv: [...(options?.execArgv ?? []), ...(file ? ["--require", file] : [])] });
+  });
+}
+
+/** The worker takes the call, runs it, then fails as it posts the answer (an uncaught error ends the thread). */
+const loseTheAnswer = `
+  const { port } = require("node:worker_threads").workerData;
+  const post = port.postMessage;
+  port.postMessage = () => {
+    port.postMessage = post;
+    throw new Error("lost the answer");
+  };
+`;
+/** The worker exits as the request arrives, before it takes it. */
+const exitOnArrival = `
+  require("node:worker_threads").workerData.port.on("message", () => process.exit(3));
+`;
+
+describe("a worker thread that ends during a call", () => {
+  let hooks: jest.SpyInstance | undefined;
+  afterEach(() => hooks?.mockRestore());
+  const saved = (appId: string) => step(appId, new Uint8Array(Buffer.from(appId)));
+
+  test("a save it took: UNAVAILABLE naming the cause; the save sent again finds it landed, and the next call gets a fresh worker", () => {
+    hooks = preloadInNextWorkers(loseTheAnswer);
+    const client = new SyncGrpcStatePersister({ address: server.address, codec: rawCodec });
+    try {
+      expect(() => client.save(saved("lost-answer"))).toThrow(expect.objectContaining({ code: Code.UNAVAILABLE, message: expect.stringMatching(/exit code 1, Error: lost the answer/) }));
+      expect(() => client.save(saved("lost-answer"))).toThrow(expect.objectContaining({ code: Code.ALREADY_EXISTS }));
+      expect(Buffer.from(client.load({ partitionKey: "sync", appId: "lost-answer" })!.state).toString()).toBe("lost-answer");
+    } finally {
+      client.close();
+    }
+  });
+
+  test("a load it took runs again on a fresh worker", () => {
+    const writer = new SyncGrpcStatePersister({ address: server.address, codec: rawCodec });
+    writer.save(saved("reloaded"));
+    writer.close();
+    hooks = preloadInNextWorkers(loseTheAnswer);
+    const client = new SyncGrpcStatePersister({ address: server.address, codec: rawCodec });
+    try {
+      expect(Buffer.from(client.load({ partitionKey: "sync", appId: "reloaded" })!.state).toString()).toBe("reloaded");
+      expect(hooks).toHaveBeenCalledTimes(2);
+    } finally {
+      client.close();
+    }
+  });
+
+  test("a save it never took goes to a fresh worker", () => {
+    hooks = preloadInNextWorkers(exitOnArrival);
+    const client = new SyncGrpcStatePersister({ address: server.address, codec: rawCodec });
+    try {
+      expect(client.save(saved("untaken")).createdAt).toBeInstanceOf(Date);
+      expect(hooks).toHaveBeenCalledTimes(2);
+      expect(Buffer.from(client.load({ partitionKey: "sync", appId: "untaken" })!.state).toString()).toBe("untaken");
+    } finally {
+      client.close();
+    }
+  });
+
+  test("a save whose fresh worker ends as well: UNAVAILABLE with the exit code, and the save did not land", () => {
+    hooks = preloadInNextWorkers(exitOnArrival, exitOnArrival);
+    const client = new SyncGrpcStatePersister({ address: server.address, codec: rawCodec });
+    try {
+      expect(() => client.save(saved("never"))).toThrow(expect.objectContaining({ code: Code.UNAVAILABLE, message: expect.stringMatching(/exit code 3\b/) }));
+      expect(client.load({ partitionKey: "sync", appId: "never" })).toBeNull();
+    } finally {
+      client.close();
+    }
+  });
 });
