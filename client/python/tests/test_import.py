@@ -78,7 +78,8 @@ class SqliteLayout:
         self.table = unique("burr_state")
 
     def write(self):
-        with SQLitePersister(str(self.path), table_name=self.table) as persister:
+        # check_same_thread=False: Burr's __del__ closes the connection again from whatever thread collects it.
+        with SQLitePersister(str(self.path), table_name=self.table, connect_kwargs={"check_same_thread": False}) as persister:
             persister.initialize()
             save_burr_steps(persister, None)
 
@@ -344,10 +345,11 @@ def test_only_one_partition_when_asked(tmp_path):
 
 
 def test_a_killed_import_resumes_and_every_step_is_there_once(tmp_path):
-    steps = 3000
+    steps = 20_000  # seconds of import work: the kill lands midway
     source = tmp_path / "burr.db"
-    with SQLitePersister(str(source)) as persister:
+    with SQLitePersister(str(source), connect_kwargs={"check_same_thread": False}) as persister:
         persister.initialize()
+        persister.connection.execute("PRAGMA synchronous=OFF")  # a faster setup; the rows are Burr's all the same
         for sequence_id in range(steps):
             persister.save("bulk", f"app-{sequence_id % 7}", sequence_id, "act", State({"i": sequence_id}), "completed")
     target_file = tmp_path / "target.db"
@@ -388,3 +390,33 @@ def test_bad_arguments_exit_2_with_a_clear_message(tmp_path):
     assert "not a Burr persister layout" in result.stderr and "burr-sqlite:PATH" in result.stderr
     same = run_import(f"burr-sqlite:{tmp_path / 'x.db'}", f"sqlite:{tmp_path / 'x.db'}")
     assert same.returncode == 2 and "same table" in same.stderr
+
+
+def test_a_terminal_gets_a_progress_bar_and_a_pipe_only_the_summary(tmp_path):
+    import pty
+
+    source = SqliteLayout(tmp_path)
+    source.write()
+    controller, terminal = pty.openpty()
+    with open(os.devnull, "w") as quiet:
+        shown = subprocess.run(
+            ["node", "server/dist/main.js", "import", "--from", source.source_url(), "--store", f"sqlite:{tmp_path / 'tty.db'}"],
+            cwd=REPO_ROOT, stdout=quiet, stderr=terminal, timeout=120,
+        )
+    os.close(terminal)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal's other end is closed: everything is read
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(controller)
+    assert shown.returncode == 0
+    assert re.search(rb"\r\[#{30}\] 11/11 steps \(100%\)", drawn), drawn
+
+    piped = run_import(source.source_url(), f"sqlite:{tmp_path / 'piped.db'}")
+    assert "\r" not in piped.stderr and "[" not in piped.stderr
+    assert summary(piped)["written"] == 11
