@@ -44,7 +44,7 @@ export type ServerConfig = { [K in keyof Settings as CamelCase<K & string>]: Val
 
 const camel = (name: string) => name.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
 
-export const usage = `Usage: burr-state-server [options]       (npm start -- [options] in the repository)\n       burr-state-server health [--address HOST:PORT] [--timeout-ms N]\n\n${Object.entries(settings)
+export const usage = `Usage: burr-state-server [options]       (npm start -- [options] in the repository)\n       burr-state-server health [--address HOST:PORT] [--timeout-ms N]\n       burr-state-server import --from BURR_SOURCE --store STORE [--partition KEY]   (import --help)\n\n${Object.entries(settings)
   .map(([name, s]) => {
     const flag = `--${name}${s.kind === "boolean" ? "" : s.kind === "integer" ? " N" : " VALUE"}`;
     const fallback = s.default === "" || s.default === false ? "" : `, default ${s.default}`;
