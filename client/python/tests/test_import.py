@@ -242,22 +242,33 @@ def summary(result: subprocess.CompletedProcess) -> dict:
     return dict(zip(("read", "written", "already_present", "failed"), map(int, match.groups())))
 
 
-def target_stores() -> list[str]:
-    return ["sqlite", "postgres"]
-
-
-@pytest.fixture(params=target_stores())
+@pytest.fixture(params=["sqlite", "postgres", "redis", "mongodb"])
 def target(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:{tmp_path / 'target.db'}"
         return
-    base = database_url("postgres")
-    table = unique("burr_import")
-    yield f"{base}{'&' if '?' in base else '?'}table={table}"
-    import psycopg2
+    base = database_url(request.param)
+    name = unique("burr_import")
+    option = {"postgres": "table", "redis": "prefix", "mongodb": "collection"}[request.param]
+    yield f"{base}{'&' if '?' in base else '?'}{option}={name}"
+    if request.param == "postgres":
+        import psycopg2
 
-    with psycopg2.connect(base) as connection, connection.cursor() as cursor:
-        cursor.execute(f'DROP TABLE IF EXISTS "{table}", "{table}_apps"')
+        with psycopg2.connect(base) as connection, connection.cursor() as cursor:
+            cursor.execute(f'DROP TABLE IF EXISTS "{name}", "{name}_apps"')
+    elif request.param == "redis":
+        import redis
+
+        client = redis.Redis.from_url(base)
+        for key in client.scan_iter(f"{name}:*"):
+            client.delete(key)
+    else:
+        from pymongo import MongoClient
+
+        database = MongoClient(base)[urlparse(base).path.strip("/") or "burr"]
+        for collection in database.list_collection_names():
+            if collection.startswith(name):
+                database.drop_collection(collection)
 
 
 @pytest.fixture(params=LAYOUTS, ids=lambda layout: layout.name)
