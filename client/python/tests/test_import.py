@@ -431,3 +431,18 @@ def test_a_terminal_gets_a_progress_bar_and_a_pipe_only_the_summary(tmp_path):
     piped = run_import(source.source_url(), f"sqlite:{tmp_path / 'piped.db'}")
     assert "\r" not in piped.stderr and "[" not in piped.stderr
     assert summary(piped)["written"] == 11
+
+
+def test_a_step_the_store_refuses_is_reported_and_the_others_are_written(tmp_path):
+    source = tmp_path / "burr.db"
+    with SQLitePersister(str(source), connect_kwargs={"check_same_thread": False}) as persister:
+        persister.initialize()
+        persister.save("p", "fine", 0, "act", State({"n": 0}), "completed")
+        persister.save("p", "x" * 2000, 0, "act", State({"n": 1}), "completed")  # over the store's 1024-byte key limit
+        persister.save("p", "fine", 1, "act", State({"n": 2}), "completed")
+
+    result = run_import(f"burr-sqlite:{source}", f"sqlite:{tmp_path / 'target.db'}")
+
+    assert result.returncode == 1
+    assert result.stdout.startswith("read 3, written 2, already present 0, failed 1,")
+    assert re.search(r'not written: partition_key="p" app_id="x{2000}" sequence_id=0 position="act": .*app_id', result.stderr), result.stderr
