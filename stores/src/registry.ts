@@ -46,9 +46,9 @@ export const stores: StoreEntry[] = [
   },
   {
     name: "redis",
-    schemes: ["redis", "rediss"],
+    schemes: ["redis", "rediss", "redis+cluster", "rediss+cluster"],
     driver: "ioredis",
-    urlForms: ["redis://HOST:PORT", "rediss://HOST:PORT"],
+    urlForms: ["redis://HOST:PORT", "rediss://HOST:PORT", "redis+cluster://HOST:PORT,HOST:PORT"],
     open: (url) => storeModule("redis", "ioredis", () => require("./redis") as typeof import("./redis")).openRedis(url),
   },
   {

@@ -1,14 +1,14 @@
 /** Which store a URL opens, by its scheme; nothing here opens a store. */
 import { defaultStoreUrl, storeFor, storeUrlForms, stores } from "./registry";
 
-const forms = "sqlite:PATH, sqlite::memory:, postgres://USER:PASSWORD@HOST:PORT/DB, redis://HOST:PORT, rediss://HOST:PORT, mongodb://HOST:PORT/DB";
+const forms = "sqlite:PATH, sqlite::memory:, postgres://USER:PASSWORD@HOST:PORT/DB, redis://HOST:PORT, rediss://HOST:PORT, redis+cluster://HOST:PORT,HOST:PORT, mongodb://HOST:PORT/DB";
 
 describe("stores", () => {
   test("the four stores, their schemes and drivers", () => {
     expect(stores.map(({ name, schemes, driver }) => ({ name, schemes, driver }))).toEqual([
       { name: "sqlite", schemes: ["sqlite"], driver: "better-sqlite3" },
       { name: "postgres", schemes: ["postgres", "postgresql"], driver: "pg" },
-      { name: "redis", schemes: ["redis", "rediss"], driver: "ioredis" },
+      { name: "redis", schemes: ["redis", "rediss", "redis+cluster", "rediss+cluster"], driver: "ioredis" },
       { name: "mongo", schemes: ["mongodb", "mongodb+srv"], driver: "mongodb" },
     ]);
   });
@@ -32,6 +32,8 @@ describe("storeFor", () => {
     ["postgresql://h/db", "postgres"],
     ["redis://127.0.0.1:6379", "redis"],
     ["rediss://h:6380", "redis"],
+    ["redis+cluster://h1:7000,h2:7000", "redis"],
+    ["Rediss+Cluster://h:7000", "redis"],
     ["mongodb://h:27017/db", "mongo"],
     ["mongodb+srv://cluster.example.com/db", "mongo"],
     ["POSTGRES://h/db", "postgres"],

@@ -18,66 +18,47 @@
  * <part> and <app> are length-prefixed ("<utf8 bytes>:<text>"), so no choice of partition and
  * app id can spell another pair's key. Write numbers are fixed-width, so among members with
  * the same score (sequence id) the lexically greatest is the last written.
+ *
+ * On a Redis Cluster (keys.ts) <part> carries the partition's hash tag, so every script touches
+ * the one slot of its partition; each partition counts its own writes in P:meta:<part> (write
+ * numbers only ever order writes within a partition), and there is no P:partitions.
  */
-import { Redis, ReplyError } from "ioredis";
+import { Cluster, Redis, ReplyError } from "ioredis";
 import type { Backend, HistoryBackend, StoredRow } from "../backend";
 import { Code, duplicate, notInitialized, PersisterError, unavailable } from "@burr-state/client/protocol";
 import type { Status } from "@burr-state/client/protocol";
 import type { LoadKey, PruneRule, SaveRow, StepsKey } from "@burr-state/client/protocol";
+import { redisKeys, type RedisKeys } from "./keys";
+import { parseRedisUrl, type ClusterRedisOptions, type RedisOptions } from "./url";
 
-export interface RedisOptions {
-  /** The URL ioredis connects to: ours without the parameters this module reads. */
-  connectUrl: string;
-  /** Namespace of every key; letters, digits, `_`, `-`, `.`. */
-  prefix: string;
-  /** host:port/db, without credentials, for error messages. */
-  where: string;
-}
-
-const defaultPrefix = "burr";
-const prefixShape = /^[A-Za-z0-9_.-]{1,64}$/;
-
-/** `redis://[user:password@]host:port[/db][?prefix=burr]`, or `rediss://` for TLS. */
-export function parseRedisUrl(text: string): RedisOptions {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    // The text may hold a password: not repeated here.
-    throw new PersisterError(Code.INVALID_ARGUMENT, "the redis store URL is not a valid URL: expected redis://[user:password@]host:port[/db][?prefix=NAME]");
-  }
-  const prefix = url.searchParams.get("prefix") ?? defaultPrefix;
-  url.searchParams.delete("prefix");
-  const unknown = [...url.searchParams.keys()];
-  if (unknown.length > 0) {
-    throw new PersisterError(Code.INVALID_ARGUMENT, `redis URL parameter ${JSON.stringify(unknown[0])} is not supported (only "prefix" is)`);
-  }
-  if (!prefixShape.test(prefix)) {
-    // No ':' keeps one namespace from nesting inside another; no glob characters keeps SCAN patterns literal.
-    throw new PersisterError(Code.INVALID_ARGUMENT, `redis prefix ${JSON.stringify(prefix)} is not allowed: use 1-64 letters, digits, _, - or .`);
-  }
-  url.search = "";
-  return { connectUrl: url.href, prefix, where: `${url.protocol}//${url.host}${url.pathname}` };
-}
+export { parseRedisUrl, type RedisOptions };
 
 /** How long connecting, and then each command, may take before the call fails UNAVAILABLE. */
 const connectTimeoutMs = 3_000;
 const commandTimeoutMs = 3_000;
+/** How long a save waits for its replicas (wait_replicas) before failing UNAVAILABLE. */
+const waitTimeoutMs = 1_000;
+/** How often a save with wait_replicas follows its slot to another node. */
+const maxRedirections = 3;
 /** Reconnecting goes on in the background forever, at most this far apart. */
 const maxReconnectDelayMs = 1_000;
 
 const schemaVersion = "1";
 
 /**
- * KEYS: meta, uniqueness hash, steps set, apps set, partitions set, pruned set.
+ * KEYS: counter (the meta hash, or in a cluster the partition's), uniqueness hash, steps set,
+ * apps set, pruned set, and on one Redis the partitions set.
  * ARGV: row key prefix, uniqueness field, partition, app, sequence id, position, status, state,
- * creation time in ms ('' for the server's clock; given for imported rows).
+ * creation time in ms ('' for the server's clock; given for imported rows), schema version to
+ * mark the partition's counter initialized with ('' for none: a cluster's client passes it once
+ * it has seen the store's marker, after this script answered 'uninitialized').
  * Sequence ids and write numbers stay strings: Lua numbers print with 14 digits only. The
  * counter increment is the first write, so a Redis that refuses writes refuses it, before
  * anything else is written.
  */
 const saveScript = `
-if redis.call('HEXISTS', KEYS[1], 'schema') == 0 then return {'uninitialized'} end
+if ARGV[10] ~= '' then redis.call('HSET', KEYS[1], 'schema', ARGV[10])
+elseif redis.call('HEXISTS', KEYS[1], 'schema') == 0 then return {'uninitialized'} end
 if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return {'duplicate'} end
 local write = string.format('%016d', redis.call('HINCRBY', KEYS[1], 'writes', 1))
 local created = ARGV[9]
@@ -90,9 +71,9 @@ redis.call('HSET', ARGV[1] .. write, 'partition', ARGV[3], 'app', ARGV[4], 'sequ
 redis.call('HSET', KEYS[2], ARGV[2], write)
 redis.call('ZADD', KEYS[3], ARGV[5], write)
 redis.call('ZADD', KEYS[4], write, ARGV[4])
-redis.call('SADD', KEYS[5], ARGV[3])
+if KEYS[6] then redis.call('SADD', KEYS[6], ARGV[3]) end
 -- This write is now the app's newest: whatever a prune recorded for it no longer applies.
-redis.call('ZREM', KEYS[6], ARGV[4])
+redis.call('ZREM', KEYS[5], ARGV[4])
 return {'saved', created}
 `;
 
@@ -177,9 +158,11 @@ end
  * after another (mode "partition"). An app whose steps set is empty leaves its partition's apps
  * set in this same script, so a save (one script too) lands either before it (and is deleted with
  * the app: it sits in the steps set) or after it (and lists its app again). A partition with no
- * apps left leaves the partitions set.
- * KEYS: apps set, pruned set, partitions set.
- * ARGV: row key prefix, steps key prefix, uniqueness key prefix, <part>, partition, batch, mode, app.
+ * apps left leaves the partitions set (one Redis), or loses its counter (a cluster: a save
+ * then marks it again).
+ * KEYS: apps set, pruned set, then the partitions set (one Redis) or the partition's counter (a cluster).
+ * ARGV: row key prefix, steps key prefix, uniqueness key prefix, <part>, partition, batch, mode,
+ * app, "set" or "counter" (what KEYS[3] is).
  * Answers {steps deleted, apps deleted, 1 when done}.
  */
 const deleteScript = `${luaHelpers}
@@ -212,7 +195,7 @@ else
 end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('DEL', KEYS[2])
-  redis.call('SREM', KEYS[3], ARGV[5])
+  if ARGV[9] == 'set' then redis.call('SREM', KEYS[3], ARGV[5]) else redis.call('DEL', KEYS[3]) end
 end
 return {steps_deleted, apps_deleted, done and 1 or 0}
 `;
@@ -303,8 +286,11 @@ end
 return out
 `;
 
+type SaveAnswer = [outcome: "saved" | "duplicate" | "uninitialized", createdAt?: string];
+
 interface ScriptCommands {
-  burrSave(...keysThenArgs: Array<string | Buffer>): Promise<[outcome: "saved" | "duplicate" | "uninitialized", createdAt?: string]>;
+  /** The number of keys first: the partitions set is a key on one Redis only. */
+  burrSave(numberOfKeys: number, ...keysThenArgs: Array<string | Buffer>): Promise<SaveAnswer>;
   burrLoadBuffer(...keysThenArgs: string[]): Promise<Array<Buffer | null> | null>;
   burrInit(meta: string, schema: string): Promise<number>;
   burrDelete(...keysThenArgs: string[]): Promise<[stepsDeleted: number, appsDeleted: number, done: number]>;
@@ -317,34 +303,14 @@ const stepPageBytes = 16 * 1024 * 1024;
 /** Fields per row in a steps page: write, partition, app, sequence, position, status, created, state. */
 const stepFields = 8;
 
-type ScriptedRedis = Redis & ScriptCommands;
-
-/** "<byte length>:<text>": a component that cannot run into the next one. */
-const component = (text: string) => `${Buffer.byteLength(text, "utf8")}:${text}`;
-
-/** Every key the store uses, built in one place. */
-function redisKeys(prefix: string) {
-  return {
-    meta: `${prefix}:meta`,
-    rowPrefix: `${prefix}:row:`,
-    uniqueness: (partitionKey: string, appId: string) => `${prefix}:keys:${component(partitionKey)}${component(appId)}`,
-    steps: (partitionKey: string, appId: string) => `${prefix}:steps:${component(partitionKey)}${component(appId)}`,
-    apps: (partitionKey: string) => `${prefix}:apps:${component(partitionKey)}`,
-    pruned: (partitionKey: string) => `${prefix}:pruned:${component(partitionKey)}`,
-    partitions: `${prefix}:partitions`,
-    /** Prefixes the delete script completes with <part><app> for each app it finds. */
-    stepsPrefix: `${prefix}:steps:`,
-    uniquenessPrefix: `${prefix}:keys:`,
-    appsPrefix: `${prefix}:apps:`,
-  };
-}
+type ScriptedRedis = (Redis | Cluster) & ScriptCommands;
 
 /** Replies that mean "not now" (loading, failover, out of memory, a busy script), not a bug. */
-const transientReply = /^(LOADING|BUSY|MASTERDOWN|READONLY|OOM|MISCONF|NOREPLICAS|NOAUTH|WRONGPASS)\b/;
+const transientReply = /^(LOADING|BUSY|MASTERDOWN|READONLY|OOM|MISCONF|NOREPLICAS|NOAUTH|WRONGPASS|CLUSTERDOWN|TRYAGAIN)\b/;
 
 export class RedisBackend implements Backend, HistoryBackend {
   readonly kind = "redis";
-  private readonly keys: ReturnType<typeof redisKeys>;
+  private readonly keys: RedisKeys;
   /** The latest connection failure, to say why calls fail while reconnecting. */
   private connectionError: Error | null = null;
 
@@ -352,7 +318,7 @@ export class RedisBackend implements Backend, HistoryBackend {
     private readonly redis: ScriptedRedis,
     private readonly options: RedisOptions,
   ) {
-    this.keys = redisKeys(options.prefix);
+    this.keys = redisKeys(options.prefix, options.cluster !== undefined);
     redis.on("connect", () => {
       this.connectionError = null;
     });
@@ -392,7 +358,8 @@ export class RedisBackend implements Backend, HistoryBackend {
 
   async initialize(): Promise<void> {
     const indexed = await this.call(() => this.redis.burrInit(this.keys.meta, schemaVersion));
-    if (indexed !== 1) await this.indexPartitions();
+    // A cluster has no partitions set to index.
+    if (indexed !== 1 && !this.keys.clustered) await this.indexPartitions();
   }
 
   /**
@@ -403,20 +370,20 @@ export class RedisBackend implements Backend, HistoryBackend {
    * partition, whichever comes first; idempotent, several servers may run it at once.
    */
   private async indexPartitions(): Promise<void> {
-    const head = Buffer.from(this.keys.appsPrefix);
+    for await (const partitions of this.scanPartitions(this.redis as Redis)) {
+      if (partitions.length > 0) await this.call(() => this.redis.sadd(this.keys.partitions, ...partitions));
+    }
+    await this.call(() => this.redis.hset(this.keys.meta, "partitions", "1"));
+  }
+
+  /** The partitions whose apps sets one node holds, a SCAN page at a time. */
+  private async *scanPartitions(node: Redis): AsyncIterable<Buffer[]> {
     let cursor = "0";
     do {
-      const [next, batch] = await this.call(() => this.redis.scanBuffer(cursor, "MATCH", `${this.keys.appsPrefix}*`, "COUNT", 1000));
+      const [next, batch] = await this.call(() => node.scanBuffer(cursor, "MATCH", `${this.keys.appsPrefix}*`, "COUNT", 1000));
       cursor = next.toString();
-      const partitions = batch.flatMap((key) => {
-        const rest = key.subarray(head.length);
-        const colon = rest.indexOf(":");
-        const length = Number(rest.subarray(0, colon).toString());
-        return colon > 0 && colon + 1 + length === rest.length ? [rest.subarray(colon + 1)] : [];
-      });
-      if (partitions.length > 0) await this.call(() => this.redis.sadd(this.keys.partitions, ...partitions));
+      yield batch.flatMap((key) => this.keys.partitionOfAppsKey(key) ?? []);
     } while (cursor !== "0");
-    await this.call(() => this.redis.hset(this.keys.meta, "partitions", "1"));
   }
 
   async isInitialized(): Promise<boolean> {
@@ -424,43 +391,80 @@ export class RedisBackend implements Backend, HistoryBackend {
   }
 
   async save(row: SaveRow): Promise<Date> {
-    const { partitionKey, appId, sequenceId, position } = row;
-    const sequence = String(sequenceId);
-    const [outcome, createdAt] = await this.call(() =>
-      this.redis.burrSave(
-        this.keys.meta,
-        this.keys.uniqueness(partitionKey, appId),
-        this.keys.steps(partitionKey, appId),
-        this.keys.apps(partitionKey),
-        this.keys.partitions,
-        this.keys.pruned(partitionKey),
-        this.keys.rowPrefix,
-        // The sequence id has no ':', so the first one ends it.
-        `${sequence}:${position}`,
-        partitionKey,
-        appId,
-        sequence,
-        position,
-        row.status,
-        // ioredis sends only Buffers as bytes (a plain Uint8Array would be stringified); this one shares the memory.
-        Buffer.from(row.state.buffer, row.state.byteOffset, row.state.byteLength),
-        row.createdAt ? String(row.createdAt.getTime()) : "",
-      ),
-    );
+    let [outcome, createdAt] = await this.saveScript(row, "");
+    // A cluster's partition not yet marked: marked by the save itself, once the store's marker is seen.
+    if (outcome === "uninitialized" && this.keys.clustered && (await this.isInitialized())) {
+      [outcome, createdAt] = await this.saveScript(row, schemaVersion);
+    }
     if (outcome === "duplicate") throw duplicate(row);
     if (outcome === "uninitialized") throw notInitialized();
     return new Date(Number(createdAt));
+  }
+
+  private saveScript(row: SaveRow, markWith: string): Promise<SaveAnswer> {
+    const { partitionKey, appId, sequenceId, position } = row;
+    const sequence = String(sequenceId);
+    const keys = [
+      this.keys.counter(partitionKey),
+      this.keys.uniqueness(partitionKey, appId),
+      this.keys.steps(partitionKey, appId),
+      this.keys.apps(partitionKey),
+      this.keys.pruned(partitionKey),
+      ...(this.keys.clustered ? [] : [this.keys.partitions]),
+    ];
+    const args: [number, ...Array<string | Buffer>] = [
+      keys.length,
+      ...keys,
+      this.keys.rowPrefix(partitionKey),
+      // The sequence id has no ':', so the first one ends it.
+      `${sequence}:${position}`,
+      partitionKey,
+      appId,
+      sequence,
+      position,
+      row.status,
+      // ioredis sends only Buffers as bytes (a plain Uint8Array would be stringified); this one shares the memory.
+      Buffer.from(row.state.buffer, row.state.byteOffset, row.state.byteLength),
+      row.createdAt ? String(row.createdAt.getTime()) : "",
+      markWith,
+    ];
+    const replicas = this.options.waitReplicas;
+    if (!replicas) return this.call(() => this.redis.burrSave(...args));
+    // WAIT in the same pipeline, so it goes to the node that ran the script, on its connection.
+    return this.call(async () => {
+      for (let attempt = 1; ; attempt++) {
+        const pipeline = this.redis.pipeline() as ReturnType<Redis["pipeline"]> & { burrSave(...args: unknown[]): unknown };
+        pipeline.burrSave(...args);
+        pipeline.wait(replicas, waitTimeoutMs);
+        const [[saveError, answer], [waitError, acked]] = (await pipeline.exec()) as unknown as [[Error | null, SaveAnswer], [Error | null, number]];
+        // ioredis follows no redirection in a pipeline whose WAIT succeeded: the script did not run,
+        // so learn where the slot went (a failover) and send it again, a few times at most.
+        const reply = saveError instanceof ReplyError ? String(saveError?.message) : "";
+        const redirection = /^(MOVED|ASK) /.test(reply) ? reply : null;
+        if (redirection !== null && this.redis instanceof Cluster) {
+          if (attempt === maxRedirections) throw new Error(`the partition's slot is moving (${redirection}); the save did not run`);
+          const cluster = this.redis;
+          await new Promise<void>((resolve) => cluster.refreshSlotsCache(() => resolve()));
+          continue;
+        }
+        if (saveError) throw saveError;
+        if (answer[0] !== "saved") return answer;
+      if (waitError) throw waitError;
+        if (acked < replicas) throw new Error(`the save ran, but ${acked} of ${replicas} replicas had it within ${waitTimeoutMs} ms (wait_replicas): a failover could lose it`);
+        return answer;
+      }
+    });
   }
 
   async load(key: LoadKey): Promise<StoredRow | null> {
     const fields = await this.call(() => {
       switch (key.kind) {
         case "step":
-          return this.redis.burrLoadBuffer(this.keys.steps(key.partitionKey, key.appId), this.keys.pruned(key.partitionKey), "step", this.keys.rowPrefix, String(key.sequenceId));
+          return this.redis.burrLoadBuffer(this.keys.steps(key.partitionKey, key.appId), this.keys.pruned(key.partitionKey), "step", this.keys.rowPrefix(key.partitionKey), String(key.sequenceId));
         case "app-latest":
-          return this.redis.burrLoadBuffer(this.keys.steps(key.partitionKey, key.appId), this.keys.pruned(key.partitionKey), "app", this.keys.rowPrefix);
+          return this.redis.burrLoadBuffer(this.keys.steps(key.partitionKey, key.appId), this.keys.pruned(key.partitionKey), "app", this.keys.rowPrefix(key.partitionKey));
         case "partition-latest":
-          return this.redis.burrLoadBuffer(this.keys.apps(key.partitionKey), this.keys.pruned(key.partitionKey), "partition", this.keys.rowPrefix);
+          return this.redis.burrLoadBuffer(this.keys.apps(key.partitionKey), this.keys.pruned(key.partitionKey), "partition", this.keys.rowPrefix(key.partitionKey));
       }
     });
     if (!fields) return null;
@@ -504,7 +508,7 @@ export class RedisBackend implements Backend, HistoryBackend {
       const [more, ...fields] = await this.call(() =>
         this.redis.burrStepsBuffer(
           steps,
-          this.keys.rowPrefix,
+          this.keys.rowPrefix(key.partitionKey),
           String(count),
           key.beforeSequenceId === null ? "" : String(key.beforeSequenceId),
           after?.sequence ?? "",
@@ -545,15 +549,16 @@ export class RedisBackend implements Backend, HistoryBackend {
         this.redis.burrDelete(
           this.keys.apps(partitionKey),
           this.keys.pruned(partitionKey),
-          this.keys.partitions,
-          this.keys.rowPrefix,
+          this.keys.clustered ? this.keys.counter(partitionKey) : this.keys.partitions,
+          this.keys.rowPrefix(partitionKey),
           this.keys.stepsPrefix,
           this.keys.uniquenessPrefix,
-          component(partitionKey),
+          this.keys.part(partitionKey),
           partitionKey,
           String(batchSize),
           app === null ? "partition" : "app",
           app ?? "",
+          this.keys.clustered ? "counter" : "set",
         ),
       );
       stepsDeleted += steps;
@@ -584,7 +589,7 @@ export class RedisBackend implements Backend, HistoryBackend {
               this.keys.uniqueness(partitionKey, appId),
               this.keys.apps(partitionKey),
               this.keys.pruned(partitionKey),
-              this.keys.rowPrefix,
+              this.keys.rowPrefix(partitionKey),
               appId,
               keep,
               cut,
@@ -601,10 +606,20 @@ export class RedisBackend implements Backend, HistoryBackend {
     return deleted;
   }
 
-  /** The partitions a prune covers: one, or every one in the partitions set (indexed first if the namespace predates it). */
+  /**
+   * The partitions a prune covers: one, or every one in the partitions set (indexed first if the
+   * namespace predates it); in a cluster, every one whose apps set a master holds (SCAN of each).
+   */
   private async *partitionsOf(rule: PruneRule): AsyncIterable<string> {
     if (rule.partitionKey !== null) {
       yield rule.partitionKey;
+      return;
+    }
+    if (this.redis instanceof Cluster) {
+      // A master failing over meanwhile fails the scan (UNAVAILABLE) rather than skip its partitions.
+      for (const master of this.redis.nodes("master")) {
+        for await (const partitions of this.scanPartitions(master)) yield* partitions.map((partition) => partition.toString("utf8"));
+      }
       return;
     }
     if ((await this.call(() => this.redis.hexists(this.keys.meta, "partitions"))) !== 1) await this.indexPartitions();
@@ -642,28 +657,59 @@ export class RedisBackend implements Backend, HistoryBackend {
   }
 }
 
+/** ioredis options shared by a single connection and each connection of a cluster. */
+const connectionOptions = {
+  connectTimeout: connectTimeoutMs,
+  commandTimeout: commandTimeoutMs,
+  // Never resend a command after a reconnect: a save whose reply was lost may have landed.
+  maxRetriesPerRequest: 0,
+  autoResendUnfulfilledCommands: false,
+  // How long a closing socket may linger; ioredis keeps this timer even for a socket that is
+  // already gone, and the default (2 s) holds a process that failed to connect open that long.
+  disconnectTimeout: 500,
+};
+
+/** Options of the client as a whole (one connection, or the cluster). */
+const clientOptions = {
+  lazyConnect: true,
+  // Fail at once while disconnected instead of queueing.
+  enableOfflineQueue: false,
+  // Commands issued in one turn of the event loop (the calls of one pipelined read) go out in one write.
+  enableAutoPipelining: true,
+  // An automatic pipeline waits for the one before it: the health probe's PING (which may wait
+  // for its timeout on a hung Redis) goes on its own, never holding calls behind it.
+  autoPipeliningIgnoredCommands: ["ping"],
+};
+
+const reconnectDelay = (attempt: number) => Math.min(100 * attempt, maxReconnectDelayMs);
+
+function clusterClient({ cluster }: ClusterRedisOptions): Cluster {
+  return new Cluster(cluster.nodes, {
+    ...clientOptions,
+    clusterRetryStrategy: reconnectDelay,
+    // ioredis would send a command again once its node's connection closed (a failover), or
+    // after CLUSTERDOWN; a save may have landed before either, so both fail UNAVAILABLE instead.
+    // MOVED, ASK and TRYAGAIN (the command did not run) are still followed.
+    retryDelayOnFailover: 0,
+    retryDelayOnClusterDown: 0,
+    slotsRefreshTimeout: connectTimeoutMs,
+    redisOptions: {
+      ...connectionOptions,
+      username: cluster.username,
+      password: cluster.password,
+      tls: cluster.tls ? {} : undefined,
+    },
+  });
+}
+
 export async function openRedis(url: string): Promise<Backend> {
   const options = parseRedisUrl(url);
-  const redis = new Redis(options.connectUrl, {
-    lazyConnect: true,
-    connectTimeout: connectTimeoutMs,
-    commandTimeout: commandTimeoutMs,
-    // Fail at once while disconnected instead of queueing, and never resend a command after a
-    // reconnect: a save whose reply was lost may have landed.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    autoResendUnfulfilledCommands: false,
-    retryStrategy: (attempt) => Math.min(100 * attempt, maxReconnectDelayMs),
-    // How long a closing socket may linger; ioredis keeps this timer even for a socket that is
-    // already gone, and the default (2 s) holds a process that failed to connect open that long.
-    disconnectTimeout: 500,
-    // Commands issued in one turn of the event loop (the calls of one pipelined read) go out in one write.
-    enableAutoPipelining: true,
-    // An automatic pipeline waits for the one before it: the health probe's PING (which may wait
-    // for its timeout on a hung Redis) goes on its own, never holding calls behind it.
-    autoPipeliningIgnoredCommands: ["ping"],
-  }) as ScriptedRedis;
-  redis.defineCommand("burrSave", { numberOfKeys: 6, lua: saveScript });
+  const redis = (
+    options.cluster
+      ? clusterClient(options)
+      : new Redis(options.connectUrl, { ...clientOptions, ...connectionOptions, retryStrategy: reconnectDelay })
+  ) as ScriptedRedis;
+  redis.defineCommand("burrSave", { lua: saveScript });
   redis.defineCommand("burrLoad", { numberOfKeys: 2, lua: loadScript });
   redis.defineCommand("burrInit", { numberOfKeys: 1, lua: initScript });
   redis.defineCommand("burrDelete", { numberOfKeys: 3, lua: deleteScript });

@@ -1,11 +1,15 @@
 /** Redis stores for the suites: a key prefix of their own per suite and per fresh store, deleted afterwards. */
 import { spawn, type ChildProcess } from "node:child_process";
 import * as net from "node:net";
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
+import { parseRedisUrl } from "./url";
 import type { StoreUnderTest } from "../../../tests/support/subjects";
 
 /** The shared test Redis (started by `.ci/services.sh up`). */
 export const redisUrl = process.env.BURR_TEST_REDIS_URL ?? "redis://127.0.0.1:56379";
+
+/** The shared test Redis Cluster (`.ci/redis-cluster.sh up`, run by `.ci/services.sh up`). */
+export const redisClusterUrl = process.env.BURR_TEST_REDIS_CLUSTER_URL ?? "redis+cluster://127.0.0.1:57001,127.0.0.1:57002,127.0.0.1:57003";
 
 let prefixCounter = 0;
 
@@ -16,6 +20,8 @@ export function uniquePrefix(label: string): string {
 
 /** The store URL for one namespace. */
 export function withPrefix(url: string, prefix: string): string {
+  // A cluster URL's node list is no WHATWG host; the test URLs carry no query of their own.
+  if (parseRedisUrl(url).cluster) return `${url}${url.includes("?") ? "&" : "?"}prefix=${prefix}`;
   const parsed = new URL(url);
   parsed.searchParams.set("prefix", prefix);
   return parsed.toString();
@@ -28,6 +34,21 @@ export async function connectAdmin(url: string = redisUrl): Promise<Redis> {
   const client = new Redis(bare.toString(), { lazyConnect: true, connectTimeout: 5000, maxRetriesPerRequest: 1, retryStrategy: () => null });
   await client.connect();
   return client;
+}
+
+/** A plain cluster client, for inspecting and deleting keys behind the store's back. */
+export async function connectClusterAdmin(url: string = redisClusterUrl): Promise<Cluster> {
+  const { cluster } = parseRedisUrl(url);
+  if (!cluster) throw new Error(`${url} is no cluster URL`);
+  const client = new Cluster(cluster.nodes, { lazyConnect: true, redisOptions: { connectTimeout: 5000, username: cluster.username, password: cluster.password } });
+  await client.connect();
+  return client;
+}
+
+/** Every key of a namespace on every master of the cluster. */
+export async function keysUnderCluster(client: Cluster, prefix: string): Promise<Buffer[]> {
+  const keys: Buffer[][] = await Promise.all(client.nodes("master").map((node) => keysUnder(node, prefix)));
+  return keys.flat();
 }
 
 /** Every key of a namespace, as bytes (keys hold user strings, which may be any UTF-8). */
@@ -44,6 +65,16 @@ export async function keysUnder(client: Redis, prefix: string): Promise<Buffer[]
 
 /** Deletes the namespaces' keys with SCAN + UNLINK (the prefixes hold no glob characters). */
 export async function deleteNamespaces(prefixes: string[], url: string = redisUrl): Promise<void> {
+  if (parseRedisUrl(url).cluster) {
+    const cluster = await connectClusterAdmin(url);
+    try {
+      // One key per UNLINK: a namespace's keys lie in many slots.
+      for (const prefix of prefixes) await Promise.all((await keysUnderCluster(cluster, prefix)).map((key) => cluster.unlink(key)));
+    } finally {
+      cluster.disconnect();
+    }
+    return;
+  }
   const client = await connectAdmin(url);
   try {
     for (const prefix of prefixes) {
