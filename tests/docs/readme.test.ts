@@ -106,6 +106,7 @@ describe("shell examples", () => {
     const { stdout } = await run("bash", ["-euo", "pipefail", "-c", example.code], { cwd: repoRoot, timeout: 300_000, maxBuffer: 64 * 1024 * 1024 });
     if (example.code.includes("StatePersister/Load")) expect(stdout).toContain('"appId": "demo"');
     if (example.code.includes("Health/Check")) expect(stdout).toContain("SERVING");
+    if (example.code.includes(" import --from")) expect(stdout).toMatch(/written 2, already present 0[\s\S]*written 0, already present 2/);
   }, 300_000);
 });
 
