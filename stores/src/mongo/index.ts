@@ -559,8 +559,21 @@ export class MongoBackend implements Backend, HistoryBackend {
         break;
     }
     await this.connect();
-    const doc = await mapErrors(this.states.findOne(filter, { sort, projection: { _id: 0 } }));
+    const doc = (key.kind === "partition-latest" && (await this.listedLatest(key.partitionKey))) || (await mapErrors(this.states.findOne(filter, { sort, projection: { _id: 0 } })));
     return doc && toStoredRow(doc);
+  }
+
+  /**
+   * The partition's latest as ListAppIds orders it: the state of the first app's last write (a
+   * point lookup, write_seq is unique). Where updates read, then write the whole document
+   * (FerretDB 1.x), saves of one app racing on two servers can leave its entry below its newest
+   * write; reading the latest from the entries keeps it the listing's first app all the same.
+   * Null when that state is gone (pruned, or being deleted): the states' own order decides then.
+   */
+  private async listedLatest(partitionKey: string): Promise<StateDocument | null> {
+    const first = await mapErrors(this.apps.findOne({ partition_key: partitionKey }, { sort: { last_write: -1 }, projection: { _id: 0, last_write: 1 } }));
+    if (!first) return null;
+    return mapErrors(this.states.findOne({ partition_key: partitionKey, write_seq: first.last_write }, { projection: { _id: 0 } }));
   }
 
   async *appIdPages(partitionKey: string, pageSize: number): AsyncIterable<string[]> {
