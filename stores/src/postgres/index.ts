@@ -213,6 +213,19 @@ export class PostgresBackend implements Backend, HistoryBackend {
   }
 
   async initialize(): Promise<void> {
+    try {
+      return await this.initializeOnce();
+    } catch (error) {
+      // A connection that waited for the lock can still see the catalogs as they were before the
+      // DDL it waited for (PostgreSQL takes in others' catalog changes when a transaction starts
+      // or a table is locked, not after an advisory lock), so CREATE SCHEMA IF NOT EXISTS collides
+      // with the schema just made. A new transaction sees the schema and its tables.
+      if (error instanceof DatabaseError && error.code === "23505") return this.initializeOnce();
+      throw error;
+    }
+  }
+
+  private async initializeOnce(): Promise<void> {
     if (await this.isInitialized()) return this.upgraded();
     // CREATE SCHEMA needs the CREATE privilege on the database even when the schema exists: only ask for it when it is missing.
     const [{ exists }] = await this.query<{ exists: boolean }>(this.sql.schemaExists, [this.options.schema]);
