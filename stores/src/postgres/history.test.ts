@@ -95,7 +95,7 @@ describe("a save and the end of a DeleteApp on the app's row", () => {
     await backend.save(row(partition, 0));
     // A save's statement, its transaction left open: its step inserted and the app's row updated (locked).
     await admin.query("BEGIN");
-    await admin.query(sql.save(1), [partition, "app", 1, "x", Buffer.from([1]), "completed"]);
+    await admin.query(sql.save(1), [partition, "app", 1, "x", Buffer.from([1]), "completed", null]);
     const deleting = backend.deleteApp(partition, "app", 1000);
     await waitingOn(`%${table}_apps%`);
     await admin.query("COMMIT");
