@@ -297,6 +297,12 @@ class GrpcStatePersister(BaseStatePersister, BaseCopyable):
         self._pipeline = CallPipeline(self._open_pipeline, self.settings.deadline_seconds)
 
     def _current_stub(self) -> StatePersisterStub:
+        # Every call passes here: once the stub exists it is read without the lock (one attribute
+        # read, atomic), which 16 threads otherwise queue on, each waiting for the GIL to come back
+        # to the thread that holds it.
+        stub = self._stub
+        if stub is not None:
+            return stub
         with self._lock:
             if self._stub is None:
                 self._channel = self.settings.open_channel()
