@@ -1,27 +1,19 @@
 /**
- * A master of the test Redis Cluster killed (SIGKILL) while saves run against every master, with
+ * A master of a Redis Cluster killed (SIGKILL) while saves run against every master, with
  * `wait_replicas=1`: every save that was acknowledged is loaded back exactly afterwards, and every
  * save that failed meanwhile failed UNAVAILABLE. The killed node is started again during the load
- * (it rejoins as the replica of the node that took over), and `.ci/redis-cluster.sh up` checks
- * the cluster is whole again (3 masters, 3 replicas) for the next run.
+ * (it rejoins as the replica of the node that took over). The cluster is the test's own (the
+ * shared one serves other suites running at the same time), stopped afterwards.
  */
-import { execFileSync } from "node:child_process";
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { Redis } from "ioredis";
 import { Code, PersisterError } from "@burr-state/client/protocol";
 import { GuardedPersister } from "../guard";
 import { openRedis } from "./index";
 import { hashTag } from "./keys";
-import { parseRedisUrl } from "./url";
-import { deleteNamespaces, redisClusterUrl, uniquePrefix, withPrefix } from "./testing";
+import { startPrivateCluster, uniquePrefix, withPrefix } from "./testing";
 
 /** The slot function ioredis routes by (its own dependency, shipped without types). */
 const calculateSlot = require("cluster-key-slot") as (key: string) => number;
-
-const clusterScript = path.resolve(__dirname, "../../../.ci/redis-cluster.sh");
-const clusterDir = path.join(process.env.BURR_CI_DIR ?? "/var/tmp/burr-ci", "redis-cluster");
-const seeds = parseRedisUrl(redisClusterUrl).cluster!.nodes;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -34,21 +26,21 @@ async function until(what: string, seconds: number, done: () => boolean | Promis
   }
 }
 
-/** The port of the master serving a slot, asked of any seed that answers. */
-async function masterOf(slot: number, except?: number): Promise<number> {
-  for (const seed of seeds.filter((node) => node.port !== except)) {
-    const node = new Redis({ host: seed.host, port: seed.port, lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+/** The port of the master serving a slot, asked of any node that answers. */
+async function masterOf(ports: number[], slot: number, except?: number): Promise<number> {
+  for (const port of ports.filter((candidate) => candidate !== except)) {
+    const node = new Redis({ host: "127.0.0.1", port, lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null });
     try {
       await node.connect();
       const range = (await node.cluster("SLOTS")).find(([first, last]) => first <= slot && slot <= last);
       if (range?.[2]) return range[2][1];
     } catch {
-      // Try the next seed.
+      // Try the next node.
     } finally {
       node.disconnect();
     }
   }
-  throw new Error(`no seed of ${redisClusterUrl} names the master of slot ${slot}`);
+  throw new Error(`no node of ${ports.join(", ")} names the master of slot ${slot}`);
 }
 
 const slotOf = (partitionKey: string) => calculateSlot(hashTag(partitionKey).slice(1, -1));
@@ -61,15 +53,17 @@ interface Acked {
 }
 
 test("a master killed under load: no acknowledged save is lost (wait_replicas=1); failures are UNAVAILABLE", async () => {
-  const prefix = uniquePrefix("failover");
-  const store = new GuardedPersister(await openRedis(`${withPrefix(redisClusterUrl, prefix)}&wait_replicas=1`));
-  const victim = await masterOf(slotOf("failover-0"));
+  const cluster = await startPrivateCluster();
+  const ports = cluster.nodes.map((node) => node.port);
+  const url = withPrefix(cluster.url, uniquePrefix("failover"));
+  const store = new GuardedPersister(await openRedis(`${url}&wait_replicas=1`));
+  const victim = await masterOf(ports, slotOf("failover-0"));
   // Three partitions on the master that dies, three on the others.
   const onVictim: string[] = [];
   const elsewhere: string[] = [];
   for (let i = 0; onVictim.length < 3 || elsewhere.length < 3; i++) {
     const partition = `failover-${i}`;
-    const list = (await masterOf(slotOf(partition))) === victim ? onVictim : elsewhere;
+    const list = (await masterOf(ports, slotOf(partition))) === victim ? onVictim : elsewhere;
     if (list.length < 3) list.push(partition);
   }
   const acked: Acked[] = [];
@@ -99,26 +93,26 @@ test("a master killed under load: no acknowledged save is lost (wait_replicas=1)
     workers = Promise.all([...onVictim, ...elsewhere].map(worker));
     await until("100 saves on the victim", 30, () => victimAcks >= 100, latestFailure);
 
-    const pid = Number(fs.readFileSync(path.join(clusterDir, String(victim), "redis.pid"), "utf8"));
-    expect(fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim()).toMatch(/^redis-server/);
-    process.kill(pid, "SIGKILL");
+    const victimIndex = ports.indexOf(victim);
+    await cluster.nodes[victimIndex]!.kill();
     const killedAt = victimAcks;
-    await until("a replica taking over the killed master's slots", 60, async () => (await masterOf(slotOf(onVictim[0]!), victim)) !== victim, latestFailure);
+    await until("a replica taking over the killed master's slots", 60, async () => (await masterOf(ports, slotOf(onVictim[0]!), victim)) !== victim, latestFailure);
     // Until the killed node is back as the new master's replica, WAIT 1 cannot be met there.
-    execFileSync("redis-server", [path.join(clusterDir, String(victim), "redis.conf")]);
+    await cluster.restart(victimIndex);
     await until("100 more saves on the victim's partitions", 60, () => victimAcks >= killedAt + 100, latestFailure);
+  } catch (error) {
+    await cluster.stop();
+    throw error;
   } finally {
     stopping = true;
     await workers;
     await store.close();
-    // Starts the node if the test did not, and waits for 3 masters and 3 replicas.
-    execFileSync("bash", [clusterScript, "up"], { stdio: "pipe" });
   }
 
   expect(victimFailures).toBeGreaterThan(0); // the failover really was under load
   const notUnavailable = failures.filter((error) => !(error instanceof PersisterError && error.code === Code.UNAVAILABLE));
   expect(notUnavailable.map(String)).toEqual([]);
-  const reader = new GuardedPersister(await openRedis(withPrefix(redisClusterUrl, prefix)));
+  const reader = new GuardedPersister(await openRedis(url));
   try {
     const lost: string[] = [];
     for (let i = 0; i < acked.length; i += 200) {
@@ -132,6 +126,6 @@ test("a master killed under load: no acknowledged save is lost (wait_replicas=1)
     expect({ acked: acked.length, lost }).toEqual({ acked: acked.length, lost: [] });
   } finally {
     await reader.close();
-    await deleteNamespaces([prefix], redisClusterUrl);
+    await cluster.stop();
   }
 }, 240_000);

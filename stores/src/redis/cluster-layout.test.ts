@@ -95,6 +95,13 @@ test("every key follows the grammar; a partition's keys share one slot; no store
   expect(masters.size).toBeGreaterThan(1);
 });
 
+test("saves to 50 partitions issued at once (automatic pipelines, one per node) all land", async () => {
+  const saves = Array.from({ length: 500 }, (_, i) => save(`many-${i % 50}`, "a", Math.floor(i / 50)));
+  await Promise.all(saves.map((input) => store.save(input)));
+  const loaded = await Promise.all(saves.map((input) => store.load({ partitionKey: input.partitionKey, appId: "a", sequenceId: input.sequenceId })));
+  expect(loaded.map((row) => Buffer.from(row!.state).toString())).toEqual(saves.map((input) => Buffer.from(input.state).toString()));
+});
+
 test("DeletePartition leaves no key of the partition, its counter included; the next save marks it again", async () => {
   const partition = "deleted";
   for (let i = 0; i < 5; i++) await store.save(save(partition, "a", i));

@@ -289,8 +289,7 @@ return out
 type SaveAnswer = [outcome: "saved" | "duplicate" | "uninitialized", createdAt?: string];
 
 interface ScriptCommands {
-  /** The number of keys first: the partitions set is a key on one Redis only. */
-  burrSave(numberOfKeys: number, ...keysThenArgs: Array<string | Buffer>): Promise<SaveAnswer>;
+  burrSave(...keysThenArgs: Array<string | Buffer>): Promise<SaveAnswer>;
   burrLoadBuffer(...keysThenArgs: string[]): Promise<Array<Buffer | null> | null>;
   burrInit(meta: string, schema: string): Promise<number>;
   burrDelete(...keysThenArgs: string[]): Promise<[stepsDeleted: number, appsDeleted: number, done: number]>;
@@ -412,8 +411,7 @@ export class RedisBackend implements Backend, HistoryBackend {
       this.keys.pruned(partitionKey),
       ...(this.keys.clustered ? [] : [this.keys.partitions]),
     ];
-    const args: [number, ...Array<string | Buffer>] = [
-      keys.length,
+    const args: Array<string | Buffer> = [
       ...keys,
       this.keys.rowPrefix(partitionKey),
       // The sequence id has no ':', so the first one ends it.
@@ -709,7 +707,9 @@ export async function openRedis(url: string): Promise<Backend> {
       ? clusterClient(options)
       : new Redis(options.connectUrl, { ...clientOptions, ...connectionOptions, retryStrategy: reconnectDelay })
   ) as ScriptedRedis;
-  redis.defineCommand("burrSave", { lua: saveScript });
+  // The partitions set is a key on one Redis only. A fixed count (not one passed per call) also
+  // lets ioredis route a cluster's automatic pipelines by the first key.
+  redis.defineCommand("burrSave", { numberOfKeys: options.cluster ? 5 : 6, lua: saveScript });
   redis.defineCommand("burrLoad", { numberOfKeys: 2, lua: loadScript });
   redis.defineCommand("burrInit", { numberOfKeys: 1, lua: initScript });
   redis.defineCommand("burrDelete", { numberOfKeys: 3, lua: deleteScript });

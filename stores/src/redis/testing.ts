@@ -1,5 +1,9 @@
 /** Redis stores for the suites: a key prefix of their own per suite and per fresh store, deleted afterwards. */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { promisify } from "node:util";
 import * as net from "node:net";
 import { Cluster, Redis } from "ioredis";
 import { parseRedisUrl } from "./url";
@@ -159,4 +163,62 @@ export async function startPrivateRedis(port: number, options: PrivateRedisOptio
       await exited;
     },
   };
+}
+
+/** A Redis Cluster of the test's own (3 masters, 3 replicas, no persistence), whose nodes it may kill and start again. */
+export interface PrivateCluster {
+  url: string;
+  nodes: PrivateRedis[];
+  /** Starts a killed node again with its own cluster config: it rejoins the cluster. */
+  restart(index: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** CLUSTER INFO of one node as a record. */
+async function clusterInfo(url: string): Promise<Record<string, string>> {
+  const client = await connectAdmin(url);
+  try {
+    const text = String(await client.cluster("INFO"));
+    return Object.fromEntries(text.split(/\r?\n/).filter(Boolean).map((line) => line.split(":", 2) as [string, string]));
+  } finally {
+    client.disconnect();
+  }
+}
+
+export async function startPrivateCluster(): Promise<PrivateCluster> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "burr-redis-cluster-"));
+  const ports: Array<{ port: number; bus: number }> = [];
+  for (let i = 0; i < 6; i++) ports.push({ port: await freePort(), bus: await freePort() });
+  // A 2 s node timeout makes failovers quick; validity factor 0 lets any replica take over.
+  const argsOf = ({ port, bus }: { port: number; bus: number }) => [
+    "--cluster-enabled", "yes", "--cluster-config-file", path.join(dir, `nodes-${port}.conf`), "--cluster-port", String(bus),
+    "--cluster-node-timeout", "2000", "--cluster-replica-validity-factor", "0", "--dir", dir,
+  ];
+  const nodes: PrivateRedis[] = [];
+  const cluster: PrivateCluster = {
+    url: `redis+cluster://${ports.slice(0, 3).map(({ port }) => `127.0.0.1:${port}`).join(",")}`,
+    nodes,
+    restart: async (index) => {
+      nodes[index] = await startPrivateRedis(ports[index]!.port, { extraArgs: argsOf(ports[index]!) });
+    },
+    stop: async () => {
+      await Promise.all(nodes.map((node) => node.kill()));
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    for (const node of ports) nodes.push(await startPrivateRedis(node.port, { extraArgs: argsOf(node) }));
+    await promisify(execFile)("redis-cli", ["--cluster", "create", ...ports.map(({ port }) => `127.0.0.1:${port}`), "--cluster-replicas", "1", "--cluster-yes"]);
+    const deadline = Date.now() + 30_000;
+    for (const node of nodes) {
+      while ((await clusterInfo(node.url)).cluster_state !== "ok") {
+        if (Date.now() > deadline) throw new Error(`the private cluster in ${dir} did not reach cluster_state:ok within 30 s`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+    return cluster;
+  } catch (error) {
+    await cluster.stop();
+    throw error;
+  }
 }
