@@ -40,6 +40,8 @@ const plain = (args: unknown[]) => (): Outgoing => ({ args, transfer: noTransfer
 
 /** Calls run again on a fresh worker when theirs died holding them: reads, and Initialize (idempotent). */
 const repeatable = new Set<Method>(["initialize", "isInitialized", "load", "listAppIds", "listStepsOpen"]);
+/** Calls about a step listing the worker holds: a fresh worker has none. */
+const boundToWorker = new Set<Method>(["listStepsNext", "listStepsClose"]);
 
 /** An attempt's end: the worker's answer, or its exit without one (and whether it had taken the request). */
 type Attempt = { reply: Reply } | { exit: Exit["exited"]; taken: boolean };
@@ -131,13 +133,13 @@ class RawSyncGrpcPersister implements SyncStatePersister<Uint8Array> {
   /**
    * One blocking call through the worker. A worker that exits without answering is replaced; the
    * call runs again on the new one if the old one never took it (so it never reached the server)
-   * or if it is repeatable. Otherwise UNAVAILABLE: a save may have landed, and sent again it
+   * or if it is repeatable, unless it reads a listing the old one held. Otherwise UNAVAILABLE: a save may have landed, and sent again it
    * answers ALREADY_EXISTS if it did.
    */
   private call<T>(method: Method, budgetMs: number, outgoing: () => Outgoing): T {
     if (this.closed) throw new PersisterError(Code.FAILED_PRECONDITION, "the persister is closed");
     let attempt = this.attempt(method, budgetMs, outgoing());
-    if ("exit" in attempt && (!attempt.taken || repeatable.has(method))) attempt = this.attempt(method, budgetMs, outgoing());
+    if ("exit" in attempt && !boundToWorker.has(method) && (!attempt.taken || repeatable.has(method))) attempt = this.attempt(method, budgetMs, outgoing());
     if ("exit" in attempt) {
       const { code, failure } = attempt.exit;
       const cause = `exit code ${code ?? "unknown"}${failure ? `, ${failure}` : ""}`;

@@ -99,9 +99,12 @@ const loseTheAnswer = `
     throw new Error("lost the answer");
   };
 `;
-/** The worker exits as the request arrives, before it takes it. */
-const exitOnArrival = `
-  require("node:worker_threads").workerData.port.on("message", () => process.exit(3));
+/** The worker exits as its nth request arrives, before it takes it. */
+const exitOnArrival = (nth = 1) => `
+  let arrived = 0;
+  require("node:worker_threads").workerData.port.on("message", () => {
+    if (++arrived === ${nth}) process.exit(3);
+  });
 `;
 
 describe("a worker thread that ends during a call", () => {
@@ -136,7 +139,7 @@ describe("a worker thread that ends during a call", () => {
   });
 
   test("a save it never took goes to a fresh worker", () => {
-    hooks = preloadInNextWorkers(exitOnArrival);
+    hooks = preloadInNextWorkers(exitOnArrival());
     const client = new SyncGrpcStatePersister({ address: server.address, codec: rawCodec });
     try {
       expect(client.save(saved("untaken")).createdAt).toBeInstanceOf(Date);
@@ -148,11 +151,25 @@ describe("a worker thread that ends during a call", () => {
   });
 
   test("a save whose fresh worker ends as well: UNAVAILABLE with the exit code, and the save did not land", () => {
-    hooks = preloadInNextWorkers(exitOnArrival, exitOnArrival);
+    hooks = preloadInNextWorkers(exitOnArrival(), exitOnArrival());
     const client = new SyncGrpcStatePersister({ address: server.address, codec: rawCodec });
     try {
       expect(() => client.save(saved("never"))).toThrow(expect.objectContaining({ code: Code.UNAVAILABLE, message: expect.stringMatching(/exit code 3\b/) }));
       expect(client.load({ partitionKey: "sync", appId: "never" })).toBeNull();
+    } finally {
+      client.close();
+    }
+  });
+
+  test("a step listing whose worker ends: UNAVAILABLE, not a listing the fresh worker never had", () => {
+    const writer = new SyncGrpcStatePersister({ address: server.address, codec: rawCodec });
+    writer.save(saved("listed"));
+    writer.close();
+    hooks = preloadInNextWorkers(exitOnArrival(2));
+    const client = new SyncGrpcStatePersister({ address: server.address, codec: rawCodec });
+    try {
+      expect(() => [...client.listSteps({ partitionKey: "sync", appId: "listed" })]).toThrow(expect.objectContaining({ code: Code.UNAVAILABLE, message: expect.stringMatching(/exit code 3\b/) }));
+      expect([...client.listSteps({ partitionKey: "sync", appId: "listed" })].map((s) => s.sequenceId)).toEqual([0]);
     } finally {
       client.close();
     }
