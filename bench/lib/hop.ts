@@ -13,6 +13,8 @@
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import {
@@ -72,7 +74,10 @@ export interface ServerSideRow {
   inProcessP50Ms: number;
   /** server - (hop + direct). */
   overMs: number;
-  rounds: Array<Record<Floor, number>>;
+  /** CPU time (user + system) of the server and of the no-op server per call, medians over the rounds. */
+  serverCpuUs: number;
+  noopCpuUs: number;
+  rounds: Array<Record<Floor, number> & { serverCpuUs: number; noopCpuUs: number }>;
   target: { withinMs: number; met: boolean };
 }
 
@@ -158,6 +163,26 @@ function messageSizes(): Record<HopCall, { request: number; answer: number }> {
   };
 }
 
+/** CPU time (user + system) a process has used so far, from /proc (10 ms ticks). */
+function cpuMs(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks;
+}
+const clockTicks = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
+
+/** The surface with a count of the Saves and Loads sent through it (warm-up included, as the CPU time is). */
+function countingSurface(surface: Surface): Surface & { calls(): number } {
+  let calls = 0;
+  return {
+    ...surface,
+    save: (input) => (calls++, surface.save(input)),
+    load: (query) => (calls++, surface.load(query)),
+    listAppIds: (partitionKey) => surface.listAppIds(partitionKey),
+    close: () => surface.close(),
+    calls: () => calls,
+  };
+}
+
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 export class HopBench {
@@ -186,7 +211,7 @@ export class HopBench {
     try {
       await this.typescriptHop(noop.address, echo.address);
       await this.pythonHop(noop.address, echo.address);
-      for (const backend of ["postgres", "redis"] as const) await this.serverSide(backend, noop.address);
+      for (const backend of ["postgres", "redis"] as const) await this.serverSide(backend, noop);
     } finally {
       await this.close();
     }
@@ -269,7 +294,7 @@ export class HopBench {
   }
 
   /** Save and Load latest through the server, the no-op server and the database floors, one call in flight, in alternating rounds. */
-  private async serverSide(backend: ServerSideBackend, noopAddress: string): Promise<void> {
+  private async serverSide(backend: ServerSideBackend, noop: ChildServer): Promise<void> {
     const namespace = `bench_side_${this.runId}`;
     const [storeUrl, directUrl] =
       backend === "postgres"
@@ -287,7 +312,7 @@ export class HopBench {
     const surfaces: Partial<Record<Floor, Surface>> = {};
     try {
       surfaces.server = await openSurface({ kind: "server", address: server.address });
-      surfaces.noop = await openSurface({ kind: "server", address: noopAddress });
+      surfaces.noop = await openSurface({ kind: "server", address: noop.address });
       surfaces.direct = await openDirect("direct", directUrl);
       surfaces["in-process"] = await openDirect("in-process", directUrl);
       const fixture: Fixture = this.settings.smoke ? { apps: 20, steps: 2, listApps: 0, historySteps: 0 } : { apps: 200, steps: 4, listApps: 0, historySteps: 0 };
@@ -296,20 +321,25 @@ export class HopBench {
       const timing: Timing = this.settings.smoke ? { warmupMs: 30, measureMs: 100 } : { warmupMs: 300, measureMs: 1500 };
       const rounds = this.settings.smoke ? 1 : 5;
       const floors: Floor[] = ["server", "noop", "direct", "in-process"];
+      const children: Partial<Record<Floor, ChildServer>> = { server, noop };
       for (const operation of ["save", "load-latest"] as const) {
-        const measured: Array<Record<Floor, number>> = [];
+        const measured: ServerSideRow["rounds"] = [];
         for (let round = 0; round < rounds; round++) {
-          const p50 = {} as Record<Floor, number>;
+          const p50 = { serverCpuUs: 0, noopCpuUs: 0 } as ServerSideRow["rounds"][number];
           // Alternating the order, so that a drift of the machine falls on all alike.
           for (const floor of round % 2 === 0 ? floors : [...floors].reverse()) {
             const job = { operation, stateBytes, fixture, tag: `${this.runId}-${backend}-${round}-${floor}`, process: 0 };
-            const summary = summarize([await closedLoop([slotOperation(surfaces[floor]!, job, 0)], timing)]);
+            const counted = countingSurface(surfaces[floor]!);
+            const child = children[floor];
+            const cpuBefore = child && cpuMs(child.pid);
+            const summary = summarize([await closedLoop([slotOperation(counted, job, 0)], timing)]);
             if (summary.errors > 0) throw new Error(`${backend} ${operation} on ${floor}: ${summary.firstError}`);
             p50[floor] = summary.p50Ms;
+            if (child) p50[floor === "server" ? "serverCpuUs" : "noopCpuUs"] = ((cpuMs(child.pid) - cpuBefore!) * 1000) / counted.calls();
           }
           measured.push(p50);
         }
-        const of = (floor: Floor) => median(measured.map((round) => round[floor]));
+        const of = (floor: Floor | "serverCpuUs" | "noopCpuUs") => median(measured.map((round) => round[floor]));
         const overMs = of("server") - of("noop") - of("direct");
         this.emit({
           kind: "server-side",
@@ -320,6 +350,8 @@ export class HopBench {
           directP50Ms: of("direct"),
           inProcessP50Ms: of("in-process"),
           overMs,
+          serverCpuUs: of("serverCpuUs"),
+          noopCpuUs: of("noopCpuUs"),
           rounds: measured,
           target: { withinMs: serverSideTargetMs, met: overMs <= serverSideTargetMs },
         });
@@ -353,7 +385,8 @@ function progressLine(line: HopLine): string {
     case "server-side":
       return (
         `server-side ${line.backend.padEnd(8)} ${line.operation.padEnd(11)} server p50 ${formatMs(line.serverP50Ms)} | hop ${formatMs(line.hopP50Ms)} + direct ${formatMs(line.directP50Ms)} ` +
-        `| over ${formatMs(line.overMs)} ms (≤ ${line.target.withinMs}: ${line.target.met ? "met" : "missed"}) | store in-process ${formatMs(line.inProcessP50Ms)}`
+        `| over ${formatMs(line.overMs)} ms (≤ ${line.target.withinMs}: ${line.target.met ? "met" : "missed"}) | store in-process ${formatMs(line.inProcessP50Ms)}` +
+        ` | CPU per call: server ${line.serverCpuUs.toFixed(0)} µs, no-op ${line.noopCpuUs.toFixed(0)} µs`
       );
   }
 }
@@ -385,10 +418,11 @@ export function hopMarkdown(lines: HopLine[]): string {
     "Save (next step) and Load latest through the server, against the same calls on the no-op server (the hop) plus the database floor (bench/lib/direct-store.ts): " +
       "on PostgreSQL pg running the store's own statements directly; on Redis the store module in-process (its scripts are not exported; its own code is a few µs). " +
       "Store in-process: the store module called in the bench's process (driver, statements and the store's batching, no gRPC). Medians of 5 rounds' p50s, the order alternating. " +
+      "CPU µs/call: user + system time of the server process (and of the no-op server) over a row's calls (/proc), a measure a busy machine disturbs less than latency. " +
       `Target: server p50 ≤ hop + floor + ${serverSideTargetMs} ms.`,
     "",
     markdownTable(
-      ["Backend", "Call", "Server p50 ms", "No-op hop p50 ms", "Floor p50 ms", "Hop + floor ms", "Server − (hop + floor) ms", "Store in-process p50 ms", `Target ≤ +${serverSideTargetMs} ms`],
+      ["Backend", "Call", "Server p50 ms", "No-op hop p50 ms", "Floor p50 ms", "Hop + floor ms", "Server − (hop + floor) ms", "Store in-process p50 ms", "Server CPU µs/call", "No-op CPU µs/call", `Target ≤ +${serverSideTargetMs} ms`],
       sides.map((row) => [
         backendLabels[row.backend],
         callLabels[row.operation],
@@ -398,9 +432,11 @@ export function hopMarkdown(lines: HopLine[]): string {
         formatMs(row.hopP50Ms + row.directP50Ms),
         formatMs(row.overMs),
         formatMs(row.inProcessP50Ms),
+        row.serverCpuUs.toFixed(0),
+        row.noopCpuUs.toFixed(0),
         verdict(row.target.met),
       ]),
-      new Set([2, 3, 4, 5, 6, 7]),
+      new Set([2, 3, 4, 5, 6, 7, 8, 9]),
     ),
     "",
     ...skipped.map((line) => `- **${line.what} skipped**: ${line.reason}`),
