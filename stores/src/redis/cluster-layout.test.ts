@@ -10,7 +10,8 @@ import type { SaveInput } from "@burr-state/client/protocol";
 import { GuardedPersister } from "../guard";
 import { openRedis } from "./index";
 import { hashTag } from "./keys";
-import { connectClusterAdmin, deleteNamespaces, keysUnderCluster, redisClusterUrl, uniquePrefix, withPrefix } from "./testing";
+import { parseRedisUrl } from "./url";
+import { connectClusterAdmin, deleteNamespaces, keysUnderCluster, redisClusterUrl, redisUrl, uniquePrefix, withPrefix } from "./testing";
 
 const prefix = uniquePrefix("cluster-layout");
 let admin: Cluster;
@@ -125,4 +126,29 @@ test("a partition is marked only once the store's marker is seen: without it, a 
   }
   await store.save(save("never-marked", "a", 0));
   expect(await store.load({ partitionKey: "never-marked" })).toMatchObject({ appId: "a" });
+});
+
+describe("URLs that name the wrong kind of Redis", () => {
+  const nodes = parseRedisUrl(redisClusterUrl).cluster!.nodes;
+
+  test("redis:// naming a node of a cluster: FAILED_PRECONDITION saying to use redis+cluster://", async () => {
+    // Six partitions: some are served by another master, whichever node this is.
+    // The backend itself: the guard would first ask whether the namespace is initialized.
+    const single = await openRedis(withPrefix(`redis://${nodes[0]!.host}:${nodes[0]!.port}`, uniquePrefix("not-cluster")));
+    try {
+      const answers = await Promise.allSettled(["a", "b", "c", "d", "e", "f"].map((partitionKey) => single.load({ kind: "partition-latest", partitionKey })));
+      const refused = answers.filter((answer) => answer.status === "rejected").map((answer) => (answer as PromiseRejectedResult).reason);
+      expect(refused.length).toBeGreaterThan(0);
+      for (const error of refused) {
+        expect(error).toMatchObject({ code: Code.FAILED_PRECONDITION, message: expect.stringMatching(/is a node of a Redis Cluster \(it answered (MOVED|CROSSSLOT) .*\): use redis\+cluster:\/\//) });
+      }
+    } finally {
+      await single.close();
+    }
+  });
+
+  test("redis+cluster:// naming a Redis that is no cluster, or nothing: UNAVAILABLE at open", async () => {
+    await expect(openRedis(withPrefix(redisUrl.replace(/^redis:/, "redis+cluster:"), "x"))).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+    await expect(openRedis("redis+cluster://127.0.0.1:1,127.0.0.1:2")).rejects.toMatchObject({ code: Code.UNAVAILABLE });
+  });
 });

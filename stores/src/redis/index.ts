@@ -344,7 +344,12 @@ export class RedisBackend implements Backend, HistoryBackend {
     try {
       return await work();
     } catch (error) {
-      if (error instanceof ReplyError && !transientReply.test((error as Error).message)) throw error;
+      const reply = error instanceof ReplyError ? String((error as Error).message) : null;
+      if (reply !== null && /^(MOVED|CROSSSLOT) /.test(reply) && !this.keys.clustered) {
+        // A redis:// URL naming a node of a cluster: its keys live on other nodes too.
+        throw new PersisterError(Code.FAILED_PRECONDITION, `redis at ${this.options.where} is a node of a Redis Cluster (it answered ${reply}): use redis+cluster://`);
+      }
+      if (reply !== null && !transientReply.test(reply)) throw error;
       throw this.unavailable(error);
     }
   }
