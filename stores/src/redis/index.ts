@@ -452,7 +452,7 @@ export class RedisBackend implements Backend, HistoryBackend {
         }
         if (saveError) throw saveError;
         if (answer[0] !== "saved") return answer;
-      if (waitError) throw waitError;
+        if (waitError) throw waitError;
         if (acked < replicas) throw new Error(`the save ran, but ${acked} of ${replicas} replicas had it within ${waitTimeoutMs} ms (wait_replicas): a failover could lose it`);
         return answer;
       }
