@@ -132,8 +132,10 @@ export interface PrivateRedisOptions {
 export async function startPrivateRedis(port: number, options: PrivateRedisOptions = {}): Promise<PrivateRedis> {
   const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"];
   if (options.password) args.push("--requirepass", options.password);
-  const child = spawn("redis-server", [...args, ...(options.extraArgs ?? [])], { stdio: ["ignore", "pipe", "pipe"] });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  // Its own directory: a replica's full sync writes an RDB file even with saving off.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "burr-redis-"));
+  const child = spawn("redis-server", [...args, "--dir", dir, ...(options.extraArgs ?? [])], { stdio: ["ignore", "pipe", "pipe"] });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve(fs.rmSync(dir, { recursive: true, force: true }))));
   // Keep the log's tail for failure messages; reading it also keeps the pipes from filling up.
   let log = "";
   const keepTail = (data: Buffer) => (log = (log + data.toString()).slice(-4000));
