@@ -8,8 +8,10 @@
  * the "initialized" marker.
  *
  * `write_seq` is the store's write order: an atomic $inc on the counter reserves a block for
- * each group of concurrent saves. It is also unique by index, so a server whose findAndModify
- * is not atomic (FerretDB 1.x) still never gives two states the same place: the loser retries.
+ * each group of concurrent saves. It is also unique within a partition by index (the unique
+ * index a sharded collection allows: it starts with the shard key), so a server whose findAndModify
+ * is not atomic (FerretDB 1.x) still never gives two states of a partition the same place: the
+ * loser retries.
  *
  * No transactions (FerretDB has none): a save inserts the state first (the truth), then moves
  * its app up in `_apps`. A crash between the two leaves the app listed late (or, after its
@@ -203,6 +205,16 @@ async function mapErrors<T>(work: Promise<T>): Promise<T> {
 }
 
 /** Runs an upsert that a concurrent writer may have won; its document then exists, which is all we need. */
+/** IndexNotFound or NamespaceNotFound: already dropped (by another server's Initialize), or never made. */
+async function ignoringMissingIndex(work: Promise<unknown>): Promise<void> {
+  try {
+    await work;
+  } catch (error) {
+    const missing = error instanceof MongoServerError && (error.code === 27 || error.code === 26 || /index not found|ns not found/i.test(error.message));
+    if (!missing) throw error;
+  }
+}
+
 async function ignoringDuplicate(work: Promise<unknown>): Promise<void> {
   try {
     await work;
@@ -321,11 +333,16 @@ export class MongoBackend implements Backend, HistoryBackend {
    * drops the connection when one createIndexes names several indexes that already exist.
    */
   private async createSchema(): Promise<void> {
-    await this.states.createIndex({ write_seq: 1 }, { name: "write_seq", unique: true });
+    // Stores made by 0.2.0 had a plain index on these keys (one key pattern allows one index),
+    // and a store-wide unique write_seq, dropped only once the index below keeps the order unique.
+    await ignoringMissingIndex(this.states.dropIndex("partition_recent"));
+    // Partition-latest loads; unique, so no two states of a partition share a place in its write
+    // order. Unique per partition, not store-wide: a sharded collection (shard key partition_key)
+    // allows only unique indexes that start with the shard key.
+    await this.states.createIndex({ partition_key: 1, write_seq: -1 }, { name: "partition_order", unique: true });
+    await ignoringMissingIndex(this.states.dropIndex("write_seq"));
     // Step and app-latest loads: highest sequence id first, then the last written.
     await this.states.createIndex({ partition_key: 1, app_id: 1, sequence_id: -1, write_seq: -1 }, { name: "app_steps" });
-    // Partition-latest loads.
-    await this.states.createIndex({ partition_key: 1, write_seq: -1 }, { name: "partition_recent" });
     await this.apps.createIndex({ partition_key: 1, last_write: -1 }, { name: "partition_recent" });
     await ignoringDuplicate(this.meta.updateOne({ _id: counterId }, { $setOnInsert: { value: toInt64(0) } }, { upsert: true }));
     await ignoringDuplicate(this.meta.updateOne({ _id: markerId }, { $setOnInsert: { created_at: new Date() } }, { upsert: true }));
@@ -527,7 +544,7 @@ export class MongoBackend implements Backend, HistoryBackend {
     });
     if (retry.length === 0) return;
     try {
-      await this.advanceCounter();
+      await this.advanceCounter(retry);
     } catch (error) {
       rejectAll(retry, error);
       return;
@@ -535,10 +552,17 @@ export class MongoBackend implements Backend, HistoryBackend {
     this.enqueue(retry);
   }
 
-  /** Moves the counter past every stored write_seq (it fell behind: a non-atomic $inc lost updates). */
-  private async advanceCounter(): Promise<void> {
-    const newest = await this.states.findOne({}, { sort: { write_seq: -1 }, projection: { _id: 0, write_seq: 1 } });
-    if (newest) await this.meta.updateOne({ _id: counterId }, { $max: { value: toInt64(fromInt64(newest.write_seq)) } });
+  /**
+   * Moves the counter past every write_seq stored in the partitions of `saves` (it fell behind:
+   * a non-atomic $inc lost updates). Write order only has to be unique within a partition.
+   */
+  private async advanceCounter(saves: PendingSave[]): Promise<void> {
+    const partitions = [...new Set(saves.map(({ doc }) => doc.partition_key))];
+    const newest = await Promise.all(
+      partitions.map((partitionKey) => this.states.findOne({ partition_key: partitionKey }, { sort: { write_seq: -1 }, projection: { _id: 0, write_seq: 1 } })),
+    );
+    const highest = Math.max(0, ...newest.map((doc) => (doc ? fromInt64(doc.write_seq) : 0)));
+    if (highest > 0) await this.meta.updateOne({ _id: counterId }, { $max: { value: toInt64(highest) } });
   }
 
   async load(key: LoadKey): Promise<StoredRow | null> {

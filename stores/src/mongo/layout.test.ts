@@ -83,13 +83,39 @@ describe("mongo documents and indexes", () => {
     expect(await keys(collection)).toEqual(
       expect.arrayContaining([
         { key: { _id: 1 }, unique: expect.anything() },
-        { key: { write_seq: 1 }, unique: true },
         { key: { partition_key: 1, app_id: 1, sequence_id: -1, write_seq: -1 }, unique: false },
-        { key: { partition_key: 1, write_seq: -1 }, unique: false },
+        { key: { partition_key: 1, write_seq: -1 }, unique: true },
       ]),
     );
+    // Every unique index but _id starts with partition_key, the shard key of a sharded collection.
+    expect((await keys(collection)).filter((index) => index.unique && !("_id" in index.key)).map((index) => Object.keys(index.key)[0])).toEqual(["partition_key"]);
     expect(await keys(`${collection}_apps`)).toEqual(expect.arrayContaining([{ key: { partition_key: 1, last_write: -1 }, unique: false }]));
     expect(await db.collection<{ _id: string }>(`${collection}_meta`).findOne({ _id: "initialized" })).not.toBeNull();
+  });
+
+  test("Initialize upgrades a collection made by 0.2.0 (store-wide unique write_seq) to the per-partition unique index", async () => {
+    const legacy = uniqueCollection("legacy");
+    try {
+      const states = db.collection(legacy);
+      await states.createIndex({ write_seq: 1 }, { name: "write_seq", unique: true });
+      await states.createIndex({ partition_key: 1, write_seq: -1 }, { name: "partition_recent" });
+      await states.insertOne({ _id: JSON.stringify(["p", "old", 0, "start"]) as never, partition_key: "p", app_id: "old", sequence_id: Long.fromNumber(0), position: "start", state: new Binary(Buffer.from("{}")), status: "completed", created_at: new Date(), write_seq: Long.fromNumber(7) });
+      await db.collection(`${legacy}_meta`).insertMany([{ _id: "write_seq" as never, value: Long.fromNumber(7) }, { _id: "initialized" as never, created_at: new Date() }]);
+      const upgraded = new GuardedPersister(await openMongo(withCollection(sharedStoreUrl, legacy)));
+      try {
+        await upgraded.initialize();
+        await upgraded.initialize(); // a second server's Initialize finds the old indexes gone
+        const names = (await states.listIndexes().toArray()).map((index) => index.name as string).sort();
+        expect(names).toEqual(["_id_", "app_steps", "partition_order"]);
+        expect((await upgraded.load({ partitionKey: "p", appId: "old" }))?.sequenceId).toBe(0);
+        await upgraded.save({ partitionKey: "p", appId: "new", sequenceId: 0, position: "start", state: new Uint8Array(2), status: "completed" });
+        expect((await upgraded.load({ partitionKey: "p" }))?.appId).toBe("new");
+      } finally {
+        await upgraded.close();
+      }
+    } finally {
+      await dropStores([legacy]);
+    }
   });
 
   test("a document over MongoDB's 16 MiB limit is refused alone; a save beside it lands", async () => {
