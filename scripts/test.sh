@@ -2,9 +2,10 @@
 # `npm test`: the whole suite. Contract and type checks, then the real databases, then jest
 # (every backend, the server, both TypeScript clients), then the Python client.
 #
-# The databases run as loopback processes started by .ci/services.sh (PostgreSQL, Redis,
-# FerretDB; installed when missing). To use your own instead, set BURR_TEST_POSTGRES_URL,
-# BURR_TEST_REDIS_URL and BURR_TEST_MONGO_URL and BURR_TEST_SERVICES=external.
+# The databases run as loopback processes started by .ci/services.sh (PostgreSQL, PgBouncer,
+# Redis, a Redis Cluster, FerretDB; installed when missing). To use your own instead, set
+# BURR_TEST_POSTGRES_URL, BURR_TEST_PGBOUNCER_URL, BURR_TEST_REDIS_URL,
+# BURR_TEST_REDIS_CLUSTER_URL and BURR_TEST_MONGO_URL and BURR_TEST_SERVICES=external.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
