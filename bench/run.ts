@@ -4,7 +4,7 @@
  * ceilings: the same calls against a no-op server (gRPC ceiling) and the same database
  * operations done directly by the driver (database ceiling, see lib/ceilings.ts).
  *
- *   npm run bench                       full run (about 11 minutes on 2 cores), writes bench/results/
+ *   npm run bench                       full run (about 16 minutes on 2 cores), writes bench/results/
  *   npm run bench -- --smoke            tiny run for CI (about a minute), writes nothing
  *   npm run bench -- --backends sqlite --ops save,load-latest --sizes 2048 --concurrency 64 --profile
  *
