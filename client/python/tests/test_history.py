@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import threading
 import time
 from concurrent import futures
@@ -601,26 +600,6 @@ def test_threads_list_and_delete_through_one_instance(server, partition):
     assert failures == []
     assert persister.list_app_ids(partition) == []
     persister.cleanup()
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
-def test_a_forked_child_lists_and_deletes_on_its_own_channel(persister, partition):
-    save_steps(persister, partition, "a", [(0, "s"), (1, "s")])
-    assert sequence_ids(persister, partition, "a") == [1, 0]  # the parent's channel is open
-
-    pid = os.fork()
-    if pid == 0:  # the child: report through the exit code only
-        code = 1
-        try:
-            if sequence_ids(persister, partition, "a") == [1, 0]:
-                code = 0 if persister.delete_app(partition, "a") == 2 else 3
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert sequence_ids(persister, partition, "a") == []
-    assert persister.load(partition, "a") is None
 
 
 # --- the async persister -------------------------------------------------------------------------

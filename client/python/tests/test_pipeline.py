@@ -3,7 +3,6 @@ when the server goes away, and given up for unary calls when the server has none
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from concurrent import futures
@@ -155,21 +154,6 @@ def test_calls_recover_when_the_server_restarts_under_an_open_pipeline(own_serve
     persister.save(partition, app_ids[0], 1, "step", State({"app_id": "next"}), "completed")
     assert persister.load(partition, app_ids[0])["sequence_id"] == 1
     persister.cleanup()
-
-
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
-def test_a_forked_child_opens_its_own_channel_and_pipeline(persister, partition):
-    persister.save(partition, "parent", 0, "step", State({"n": 0}), "completed")  # the pipeline is open
-    child = os.fork()
-    if child == 0:  # the child reports by its exit code only: pytest's machinery is the parent's
-        try:
-            persister.save(partition, "child", 0, "step", State({"n": 1}), "completed")
-            os._exit(0 if persister.load(partition, "parent")["state"]["n"] == 0 else 1)
-        except BaseException:
-            os._exit(2)
-    _, status = os.waitpid(child, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert persister.load(partition, "child")["state"]["n"] == 1
 
 
 class UnaryOnlyServicer(StatePersisterServicer):

@@ -9,6 +9,7 @@ persisters map them to their errors and retry them the same way.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import itertools
 import queue
@@ -66,7 +67,7 @@ def _outcome(response: pb.PipelineResponse) -> Union[Result, PipelineCallError]:
     return getattr(response, which)
 
 
-def _answer(future: concurrent.futures.Future, response: pb.PipelineResponse):
+def _answer(future: Union[concurrent.futures.Future, asyncio.Future], response: pb.PipelineResponse):
     outcome = _outcome(response)
     if isinstance(outcome, PipelineCallError):
         future.set_exception(outcome)

@@ -13,7 +13,9 @@ from burr.core.state import State
 
 from . import _wire
 from ._gen import state_persister_pb2 as pb
+from ._async_pipeline import AsyncCallPipeline
 from ._gen.state_persister_pb2_grpc import StatePersisterStub
+from ._pipeline import UNARY_FROM_BYTES
 from ._wire import ALL_PARTITIONS, DeletedPartition, StepData
 from .errors import error_from_rpc
 from .settings import ConnectionSettings
@@ -27,7 +29,8 @@ class AsyncGrpcStatePersister(AsyncBaseStatePersister, BaseCopyable):
         async with AsyncGrpcStatePersister.from_values(host="127.0.0.1", port=50051) as persister:
             app = await ApplicationBuilder()...with_state_persister(persister).abuild()
 
-    The channel opens on the first call, in the running event loop; copies and unpickled
+    Concurrent tasks' saves and loads share one Pipeline stream (unary calls when the server has
+    none). The channel opens on the first call, in the running event loop; copies and unpickled
     instances open their own.
     """
 
@@ -41,6 +44,7 @@ class AsyncGrpcStatePersister(AsyncBaseStatePersister, BaseCopyable):
         self._channel: Optional[grpc.aio.Channel] = None
         self._stub: Optional[StatePersisterStub] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._pipeline = AsyncCallPipeline(self._open_pipeline, settings.deadline_seconds)
 
     @classmethod
     def from_values(
@@ -95,7 +99,8 @@ class AsyncGrpcStatePersister(AsyncBaseStatePersister, BaseCopyable):
         request = _wire.save_request(
             partition_key, app_id, sequence_id, position, state, status, self.serde_kwargs, call
         )
-        await self._invoke(call, lambda stub: stub.Save(request, **self._unary_options()), idempotent=False)
+        large = len(request.state) >= UNARY_FROM_BYTES
+        await self._invoke(call, lambda stub: self._pipelined(request, stub.Save, large), idempotent=False)
 
     async def load(
         self,
@@ -109,7 +114,7 @@ class AsyncGrpcStatePersister(AsyncBaseStatePersister, BaseCopyable):
         call = _wire.describe("load", partition_key=partition_key, app_id=app_id, sequence_id=sequence_id)
         request = _wire.load_request(partition_key, app_id, sequence_id, call)
         response = await self._invoke(
-            call, lambda stub: stub.Load(request, **self._unary_options()), idempotent=True
+            call, lambda stub: self._pipelined(request, stub.Load, False), idempotent=True
         )
         return _wire.persisted_state_data(response, self.serde_kwargs)
 
@@ -190,7 +195,8 @@ class AsyncGrpcStatePersister(AsyncBaseStatePersister, BaseCopyable):
         return response.steps_deleted
 
     async def cleanup(self):
-        """Closes the channel. A later call opens a new one."""
+        """Ends the pipeline and closes the channel. A later call opens new ones."""
+        await self._pipeline.close()
         channel, self._channel, self._stub, self._loop = self._channel, None, None, None
         if channel is not None:
             await channel.close()
@@ -242,6 +248,22 @@ class AsyncGrpcStatePersister(AsyncBaseStatePersister, BaseCopyable):
                     chunks.cancel()  # a no-op once the stream ended; else the caller stopped early
             await asyncio.sleep(self.settings.backoff_seconds(attempt))
             attempt += 1
+
+    async def _pipelined(self, request, unary: Callable, large: bool):
+        """A Save or Load: on the pipeline, or unary when the server has none or the state is large."""
+        if self._pipeline.supported and not large:
+            try:
+                return await self._pipeline.call(request)
+            except grpc.RpcError as error:
+                # UNIMPLEMENTED: the server has no Pipeline and ran nothing, so even a Save may go again.
+                if error.code() != grpc.StatusCode.UNIMPLEMENTED or self._pipeline.supported:
+                    raise
+        return await unary(request, **self._unary_options())
+
+    def _open_pipeline(
+        self, requests: AsyncIterator[pb.PipelineRequest]
+    ) -> AsyncIterator[pb.PipelineResponse]:
+        return self._current_stub().Pipeline(requests, metadata=self.settings.metadata())
 
     def _current_stub(self) -> StatePersisterStub:
         # A grpc.aio channel belongs to the loop it was opened in; a new loop (a second
