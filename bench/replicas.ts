@@ -58,10 +58,19 @@ function parseOptions(argv: string[]): Options {
   return {
     smoke,
     backends,
-    concurrency: Number(values.concurrency ?? (smoke ? 8 : 64)),
+    concurrency: evenConcurrency(values.concurrency ?? (smoke ? "8" : "64")),
     timing: { warmupMs: Number(values["warmup-ms"] ?? (smoke ? 50 : 500)), measureMs: Number(values["measure-ms"] ?? (smoke ? 200 : 3000)) },
     outDir: values.out ?? (smoke || filtered ? undefined : path.join(repoRoot, "bench/results")),
   };
+}
+
+/** The calls in flight, split evenly over the client processes (so both cells run exactly that many). */
+function evenConcurrency(text: string): number {
+  const concurrency = Number(text);
+  if (!Number.isInteger(concurrency) || concurrency < clientProcesses || concurrency % clientProcesses !== 0) {
+    throw new Error(`--concurrency ${text}: give a multiple of ${clientProcesses} (the client processes it is split over)`);
+  }
+  return concurrency;
 }
 
 /** Client processes that each run their own job (their own target) at the same time. */

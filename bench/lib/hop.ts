@@ -33,7 +33,7 @@ import { ChildExited, startChildServer, type ChildServer } from "./children";
 import { openDirect, type DirectKind } from "./direct-store";
 import { openSurface } from "./jobs";
 import { closedLoop, summarize, type Timing } from "./load";
-import { pythonMissing, runPythonScript } from "./python-row";
+import { eventEngineClientOff, pythonMissing, runPythonScript } from "./python-row";
 import { formatMs, formatRatio, markdownTable } from "./report";
 import { appId, fixtureRows, partitionFor, saveAll, slotOperation, stateOf, type Fixture, type Surface } from "./workload";
 
@@ -43,7 +43,8 @@ const hopTargetTimes = 3;
 /** Issue 12: the server's p50 within 0.15 ms of (no-op hop + direct database floor). */
 const serverSideTargetMs = 0.15;
 
-export type HopClient = "typescript" | "python-sync" | "python-async";
+/** tuned: in a process with eventEngineClientOff. */
+export type HopClient = "typescript" | "python-sync" | "python-sync-tuned" | "python-async" | "python-async-tuned";
 type HopCall = "save" | "load";
 
 export interface HopRow {
@@ -275,13 +276,16 @@ export class HopBench {
     }
     const { warmupMs, measureMs } = this.hopTiming();
     try {
-      const lines = await runPythonScript(["hop", "--address", noopAddress, "--echo", echoAddress, "--warmup-s", String(warmupMs / 1000), "--measure-s", String(measureMs / 1000)]);
-      for (const line of lines) {
-        if (line.kind !== "hop") continue;
-        const operation = line.operation as HopCall;
-        const [request, answer, calls, echo] = [line.requestBytes, line.answerBytes, line.calls, line.echoP50Ms] as number[];
-        this.emitHop("python-sync", operation, request!, answer!, calls!, line.clientP50Ms as number, echo!);
-        this.emitHop("python-async", operation, request!, answer!, calls!, line.asyncClientP50Ms as number, echo!);
+      for (const tuned of [false, true]) {
+        const args = ["hop", "--address", noopAddress, "--echo", echoAddress, "--warmup-s", String(warmupMs / 1000), "--measure-s", String(measureMs / 1000)];
+        const lines = await runPythonScript(args, undefined, tuned ? eventEngineClientOff : {});
+        for (const line of lines) {
+          if (line.kind !== "hop") continue;
+          const operation = line.operation as HopCall;
+          const [request, answer, calls, echo] = [line.requestBytes, line.answerBytes, line.calls, line.echoP50Ms] as number[];
+          this.emitHop(tuned ? "python-sync-tuned" : "python-sync", operation, request!, answer!, calls!, line.clientP50Ms as number, echo!);
+          this.emitHop(tuned ? "python-async-tuned" : "python-async", operation, request!, answer!, calls!, line.asyncClientP50Ms as number, echo!);
+        }
       }
     } catch (error) {
       this.emit({ kind: "hop-skipped", what: "Python hop rows", reason: errorText(error), broken: true });
@@ -372,6 +376,8 @@ const clientLabels: Record<HopClient, string> = {
   typescript: "TypeScript (async client)",
   "python-sync": "Python sync (GrpcStatePersister)",
   "python-async": "Python async (AsyncGrpcStatePersister)",
+  "python-sync-tuned": `Python sync, GRPC_EXPERIMENTS=${eventEngineClientOff.GRPC_EXPERIMENTS}`,
+  "python-async-tuned": `Python async, GRPC_EXPERIMENTS=${eventEngineClientOff.GRPC_EXPERIMENTS}`,
 };
 const backendLabels: Record<ServerSideBackend, string> = { postgres: "PostgreSQL", redis: "Redis" };
 const callLabels = { save: "Save", load: "Load", "load-latest": "Load latest" } as const;
@@ -381,7 +387,7 @@ function progressLine(line: HopLine): string {
     case "hop-skipped":
       return `hop: ${line.what} SKIPPED: ${line.reason}`;
     case "hop":
-      return `hop ${line.client.padEnd(12)} ${line.operation.padEnd(5)} p50 ${formatMs(line.clientP50Ms)} ms | raw TCP p50 ${(line.echoP50Ms * 1000).toFixed(0)} µs | ${formatRatio(line.ratio)}x (≤ ${line.target.atMostTimes}x: ${line.target.met ? "met" : "missed"})`;
+      return `hop ${line.client.padEnd(18)} ${line.operation.padEnd(5)} p50 ${formatMs(line.clientP50Ms)} ms | raw TCP p50 ${(line.echoP50Ms * 1000).toFixed(0)} µs | ${formatRatio(line.ratio)}x (≤ ${line.target.atMostTimes}x: ${line.target.met ? "met" : "missed"})`;
     case "server-side":
       return (
         `server-side ${line.backend.padEnd(8)} ${line.operation.padEnd(11)} server p50 ${formatMs(line.serverP50Ms)} | hop ${formatMs(line.hopP50Ms)} + direct ${formatMs(line.directP50Ms)} ` +
@@ -405,7 +411,8 @@ export function hopMarkdown(lines: HopLine[]): string {
     "## The hop: clients against the no-op server, one call at a time",
     "",
     "Each client calls bench/noop-server.ts (the server's grpc-js stack and messages, answering at once: a Save's answer, a 2 KiB Load) one call at a time, in blocks of 100 alternating with a raw TCP request-response of the same sizes " +
-      "(the pipelined message's bytes each way) between the same language and a Node echo server (bench/echo-server.ts). Target: the client's p50 at most 3× the raw one.",
+      "(the pipelined message's bytes each way) between the same language and a Node echo server (bench/echo-server.ts). Target: the client's p50 at most 3× the raw one. " +
+      `The Python clients are measured twice: as installed, and in a process started with \`GRPC_EXPERIMENTS=${eventEngineClientOff.GRPC_EXPERIMENTS}\` (grpcio's older iomgr transport instead of its EventEngine; README, "Python: lower latency").`,
     "",
     markdownTable(
       ["Client", "Call", "Request / answer bytes", "Calls", "Client p50 ms", "Raw TCP p50", "× raw", "Target ≤ 3×"],

@@ -63,16 +63,19 @@ export interface PythonRow {
   burr: PythonMeasurement;
   /** The sync GrpcStatePersister, one shared by the threads. */
   client: PythonMeasurement;
+  /** The same with grpcio's EventEngine client off (eventEngineClientOff). */
+  tunedClient: PythonMeasurement;
   /** The AsyncGrpcStatePersister, one shared by as many asyncio tasks. */
   asyncClient: PythonMeasurement;
   /** The sync client's same calls against the no-op server. */
   clientCeiling: PythonMeasurement;
   /** The clients' states/s over Burr's. */
   ratio: number;
+  tunedRatio: number;
   asyncRatio: number;
-  rounds: Array<{ burrStatesPerSec: number; clientStatesPerSec: number; asyncClientStatesPerSec: number; clientCeilingStatesPerSec: number }>;
-  /** met: the sync client's ratio; asyncMet: the async client's. */
-  target: { atLeast: number; met: boolean; asyncMet: boolean } | null;
+  rounds: Array<{ burrStatesPerSec: number; clientStatesPerSec: number; tunedClientStatesPerSec: number; asyncClientStatesPerSec: number; clientCeilingStatesPerSec: number }>;
+  /** met: the sync client's ratio; tunedMet: the tuned sync client's; asyncMet: the async client's. */
+  target: { atLeast: number; met: boolean; tunedMet: boolean; asyncMet: boolean } | null;
 }
 
 export interface PythonSkipped {
@@ -132,7 +135,8 @@ const smokeCases: Case[] = [
   { operation: "save", threads: 16 },
 ];
 
-type Side = "burr" | "client" | "async" | "noop";
+/** tuned: the sync client with eventEngineClientOff. */
+type Side = "burr" | "client" | "tuned" | "async" | "noop";
 
 /** Rows whose first round lands within this fraction of their target are measured again (targetRounds in all). */
 const nearTarget = 0.25;
@@ -149,10 +153,22 @@ export function pythonMissing(): string | null {
   return null;
 }
 
+/**
+ * grpcio's own tuning, not the client's: since grpcio 1.80 its core sends and receives through
+ * the EventEngine, which on this machine costs a call about twice the CPU and latency of the
+ * older iomgr path that this environment variable brings back (README, "Python: lower latency").
+ * The bench measures the sync client both ways.
+ */
+export const eventEngineClientOff = { GRPC_EXPERIMENTS: "-event_engine_client" } as const;
+
 /** Runs burr_vs_client.py with the venv's python; its JSON lines. `started` gets the child (to stop it on an interrupt). */
-export function runPythonScript(args: string[], started: (child: ReturnType<typeof spawn> | null) => void = () => {}): Promise<Array<Record<string, unknown>>> {
+export function runPythonScript(
+  args: string[],
+  started: (child: ReturnType<typeof spawn> | null) => void = () => {},
+  env: Record<string, string> = {},
+): Promise<Array<Record<string, unknown>>> {
   return new Promise((resolve, reject) => {
-    const child = spawn(venvPython, [script, ...args], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PYTHONUNBUFFERED: "1" } });
+    const child = spawn(venvPython, [script, ...args], { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PYTHONUNBUFFERED: "1", ...env } });
     started(child);
     let stdout = "";
     let stderr = "";
@@ -269,6 +285,7 @@ export class PythonBench {
       const sides: Record<Side, string[]> = {
         burr: ["--side", "burr", "--db", db, ...burrArgs[db]()],
         client: ["--side", "client", "--db", db, "--address", server.address],
+        tuned: ["--side", "client", "--db", db, "--address", server.address],
         async: ["--side", "async-client", "--db", db, "--address", server.address],
         noop: ["--side", "client", "--db", db, "--address", this.noop.address],
       };
@@ -277,18 +294,18 @@ export class PythonBench {
       console.log(`python ${db}: preloaded in ${((performance.now() - started) / 1000).toFixed(0)} s`);
       const measured = new Map<string, Record<Side, PythonMeasurement[]>>();
       const key = (c: Case) => `${c.operation}:${c.threads}`;
-      const entry = (c: Case) => measured.get(key(c)) ?? { burr: [], client: [], async: [], noop: [] };
+      const entry = (c: Case) => measured.get(key(c)) ?? { burr: [], client: [], tuned: [], async: [], noop: [] };
       const rounds = Math.max(1, this.settings.targetRounds);
       for (let round = 0; round < rounds; round++) {
         // After the first round, only the rows whose verdict could go either way.
         const these = round === 0 ? this.cases : this.cases.filter((c) => undecided(db, c, entry(c)));
         if (these.length === 0) break;
         // Alternating which side goes first, so that a drift of the machine falls on all alike.
-        const order: Side[] = round % 2 === 0 ? ["burr", "client", "async", "noop"] : ["async", "client", "burr", "noop"];
+        const order: Side[] = round % 2 === 0 ? ["burr", "client", "tuned", "async", "noop"] : ["async", "tuned", "client", "burr", "noop"];
         for (const side of order) {
           const timing = ["--warmup-s", String(this.timing.warmupS), "--measure-s", String(this.timing.measureS)];
           const profile = profileDir ? ["--cprofile", path.join(profileDir, "cprofile", `r${round}`)] : [];
-          const lines = await this.script(["measure", ...sides[side], ...fixture, ...timing, ...profile, "--cases", these.map(key).join(","), "--tag", `${this.runId}${db}r${round}${side}`]);
+          const lines = await this.script(["measure", ...sides[side], ...fixture, ...timing, ...profile, "--cases", these.map(key).join(","), "--tag", `${this.runId}${db}r${round}${side}`], side === "tuned" ? eventEngineClientOff : {});
           for (const line of lines) {
             if (line.kind !== "measurement") continue;
             const c = { operation: line.operation as PythonOperation, threads: line.threads as number };
@@ -309,8 +326,8 @@ export class PythonBench {
     }
   }
 
-  private script(args: string[]): Promise<Array<Record<string, unknown>>> {
-    return runPythonScript(args, (child) => (this.child = child));
+  private script(args: string[], env: Record<string, string> = {}): Promise<Array<Record<string, unknown>>> {
+    return runPythonScript(args, (child) => (this.child = child), env);
   }
 
   /** Burr's PostgreSQL and Redis persisters need psycopg2 and redis: installed into the venv at the pinned version when missing. */
@@ -359,20 +376,22 @@ async function redisUnreachable(): Promise<string | null> {
 function undecided(db: PythonDb, c: Case, sofar: Record<Side, PythonMeasurement[]>): boolean {
   const goal = targetFor(db, c.operation, c.threads);
   if (!goal || sofar.burr.length === 0) return false;
-  const ratios = [sofar.client, sofar.async].map((side) => side[0]!.statesPerSec / sofar.burr[0]!.statesPerSec / goal.atLeast);
+  const ratios = [sofar.client, sofar.tuned, sofar.async].map((side) => side[0]!.statesPerSec / sofar.burr[0]!.statesPerSec / goal.atLeast);
   return ratios.some((ratio) => Math.abs(ratio - 1) < nearTarget);
 }
 
 /** A row from its rounds: the round with the median (sync client) ratio. */
 function rowOf(db: PythonDb, c: Case, sofar: Record<Side, PythonMeasurement[]>, stateBytes: number): PythonRow {
-  const rounds = Math.min(sofar.burr.length, sofar.client.length, sofar.async.length, sofar.noop.length);
+  const rounds = Math.min(sofar.burr.length, sofar.client.length, sofar.tuned.length, sofar.async.length, sofar.noop.length);
   if (rounds === 0) throw new ScriptFailed(`burr_vs_client.py printed no measurement of ${c.operation}:${c.threads}`);
   const pairs = Array.from({ length: rounds }, (_, i) => ({
     burr: sofar.burr[i]!,
     client: sofar.client[i]!,
+    tuned: sofar.tuned[i]!,
     async: sofar.async[i]!,
     noop: sofar.noop[i]!,
     ratio: sofar.client[i]!.statesPerSec / sofar.burr[i]!.statesPerSec,
+    tunedRatio: sofar.tuned[i]!.statesPerSec / sofar.burr[i]!.statesPerSec,
     asyncRatio: sofar.async[i]!.statesPerSec / sofar.burr[i]!.statesPerSec,
   }));
   const chosen = [...pairs].sort((a, b) => a.ratio - b.ratio)[Math.floor(pairs.length / 2)]!;
@@ -385,19 +404,23 @@ function rowOf(db: PythonDb, c: Case, sofar: Record<Side, PythonMeasurement[]>, 
     stateBytes,
     burr: pick(chosen.burr),
     client: pick(chosen.client),
+    tunedClient: pick(chosen.tuned),
     asyncClient: pick(chosen.async),
     clientCeiling: pick(chosen.noop),
     ratio: chosen.ratio,
+    tunedRatio: chosen.tunedRatio,
     asyncRatio: chosen.asyncRatio,
     rounds: pairs.map((pair) => ({
       burrStatesPerSec: pair.burr.statesPerSec,
       clientStatesPerSec: pair.client.statesPerSec,
+      tunedClientStatesPerSec: pair.tuned.statesPerSec,
       asyncClientStatesPerSec: pair.async.statesPerSec,
       clientCeilingStatesPerSec: pair.noop.statesPerSec,
     })),
     target: goal && {
       ...goal,
       met: chosen.ratio >= goal.atLeast && chosen.client.errors === 0,
+      tunedMet: chosen.tunedRatio >= goal.atLeast && chosen.tuned.errors === 0,
       asyncMet: chosen.asyncRatio >= goal.atLeast && chosen.async.errors === 0,
     },
   };
@@ -425,14 +448,14 @@ function progressLine(line: PythonLine): string | null {
         `${formatRate(m.statesPerSec).padStart(6)}/s p50 ${formatMs(m.p50Ms ?? undefined)}` + (m.errors > 0 ? ` ERRORS ${m.errors}: ${m.firstError}` : "");
       return (
         `python ${line.db.padEnd(8)} ${line.operation.padEnd(11)} x${String(line.threads).padEnd(2)}  Burr ${side(line.burr)} | sync ${side(line.client)} (${formatRatio(line.ratio)})` +
-        ` | async ${side(line.asyncClient)} (${formatRatio(line.asyncRatio)}) | sync on no-op ${formatRate(line.clientCeiling.statesPerSec)}${line.target ? ` | ${targetText(line.target)}` : ""}`
+        ` | tuned ${side(line.tunedClient)} (${formatRatio(line.tunedRatio)}) | async ${side(line.asyncClient)} (${formatRatio(line.asyncRatio)}) | sync on no-op ${formatRate(line.clientCeiling.statesPerSec)}${line.target ? ` | ${targetText(line.target)}` : ""}`
       );
     }
   }
 }
 
 const targetText = (target: NonNullable<PythonRow["target"]>) =>
-  `≥ ${target.atLeast.toFixed(1)}: sync ${target.met ? "met" : "**missed**"}, async ${target.asyncMet ? "met" : "**missed**"}`;
+  `≥ ${target.atLeast.toFixed(1)}: sync ${target.met ? "met" : "**missed**"}, tuned ${target.tunedMet ? "met" : "**missed**"}, async ${target.asyncMet ? "met" : "**missed**"}`;
 
 /** Client-side failures other than a slow or unreachable store, or a harness failure: the bench should exit non-zero. */
 export function pythonBroken(lines: PythonLine[]): boolean {
@@ -441,7 +464,7 @@ export function pythonBroken(lines: PythonLine[]): boolean {
   return lines.some(
     (line) =>
       (line.kind === "python-skipped" && line.broken) ||
-      (line.kind === "python-row" && [line.client, line.asyncClient, line.clientCeiling].some(failed)),
+      (line.kind === "python-row" && [line.client, line.tunedClient, line.asyncClient, line.clientCeiling].some(failed)),
   );
 }
 
@@ -453,7 +476,7 @@ export function pythonMarkdown(lines: PythonLine[]): string {
   const errors = (m: PythonMeasurement) => (m.errors > 0 ? ` (${m.errors} errors)` : "");
   const rate = (m: PythonMeasurement) => formatRate(m.statesPerSec) + errors(m);
   const table = markdownTable(
-    ["Database", "Operation", "Threads", "Burr states/s", "Burr p50 ms", "Sync client states/s", "p50 ms", "Sync / Burr", "Async client states/s", "p50 ms", "Async / Burr", "Target", "Sync client on no-op server states/s"],
+    ["Database", "Operation", "Threads", "Burr states/s", "Burr p50 ms", "Sync client states/s", "p50 ms", "Sync / Burr", "Tuned sync states/s", "p50 ms", "Tuned / Burr", "Async client states/s", "p50 ms", "Async / Burr", "Target", "Sync client on no-op server states/s"],
     rows.map((row) => [
       dbLabels[row.db],
       operationLabels[row.operation],
@@ -463,13 +486,16 @@ export function pythonMarkdown(lines: PythonLine[]): string {
       rate(row.client),
       formatMs(row.client.p50Ms ?? undefined),
       formatRatio(row.ratio),
+      rate(row.tunedClient),
+      formatMs(row.tunedClient.p50Ms ?? undefined),
+      formatRatio(row.tunedRatio),
       rate(row.asyncClient),
       formatMs(row.asyncClient.p50Ms ?? undefined),
       formatRatio(row.asyncRatio),
       row.target ? targetText(row.target) : "",
       formatRate(row.clientCeiling.statesPerSec),
     ]),
-    new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 12]),
+    new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15]),
   );
   const versions = info
     ? `Python ${info.python}, apache-burr ${info.packages["apache-burr"]}, grpcio ${info.packages.grpcio}, psycopg2-binary ${info.packages["psycopg2-binary"] ?? "—"}, redis ${info.packages.redis ?? "—"}, SQLite ${info.sqlite}`
@@ -482,6 +508,7 @@ export function pythonMarkdown(lines: PythonLine[]): string {
           `The same Burr \`State\` (a chat agent's, ${info.stateBytes} bytes as \`json.dumps(state.serialize())\`) saved (the next step of an app per thread), loaded latest (a random app of ${info.fixture.apps} × ${info.fixture.steps}) and loaded by step (a random step of one) ` +
             "by Burr's own persister in-process (`PostgreSQLPersister`, `RedisBasePersister`, `SQLitePersister`; one per thread, each with its own connection: sharing one is not safe in the PostgreSQL and SQLite persisters, see the script) " +
             "and through the server (child process; its store on the same database: another schema, key prefix or file) by the sync `GrpcStatePersister` (one shared by the threads) and the `AsyncGrpcStatePersister` (one shared by as many asyncio tasks in one event loop), " +
+            `and the sync client again in a process started with \`GRPC_EXPERIMENTS=${eventEngineClientOff.GRPC_EXPERIMENTS}\` (Tuned: grpcio's older iomgr transport instead of its EventEngine; README, "Python: lower latency"), ` +
             `each side in its own Python process (bench/python/burr_vs_client.py; ${versions}), closed loop, ${info.measureS} s measured after ${info.warmupS} s of warm-up. ` +
             `Ratios: the client's states/s over Burr's. Rows whose first round lands within ${nearTarget * 100}% of the target are measured in more rounds and the round with the median sync ratio is shown. ` +
             "Sync client on no-op server: the same calls against bench/noop-server.ts (same grpc-js server and messages, no store): the most the client's transport gives on this machine.",
