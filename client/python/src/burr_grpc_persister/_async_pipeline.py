@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import AsyncIterator, Callable, Optional
+from typing import AsyncIterator, Callable, Iterator, Optional, Union
 
 import grpc
 
@@ -21,6 +21,9 @@ from ._pipeline import (
     _request,
     _stream_failure,
 )
+
+
+Requests = Union[AsyncIterator[pb.PipelineRequest], Iterator[pb.PipelineRequest]]
 
 
 class _Stream:
@@ -44,7 +47,7 @@ class AsyncCallPipeline:
 
     def __init__(
         self,
-        open_stream: Callable[[AsyncIterator[pb.PipelineRequest]], AsyncIterator[pb.PipelineResponse]],
+        open_stream: Callable[[Requests], AsyncIterator[pb.PipelineResponse]],
         deadline_seconds: float,
     ):
         """
@@ -127,12 +130,12 @@ class AsyncCallPipeline:
             error = failure
         except asyncio.CancelledError:  # the channel was closed under the stream
             error = PipelineCallError(grpc.StatusCode.CANCELLED, "the persister's channel was closed")
+        if self._current is stream:  # before anything awaited: new calls go to a new stream
+            self._current = None
         if error is not None and error.code() == grpc.StatusCode.INTERNAL:
             error = await self._status_of_an_empty_stream()
         if error is not None and error.code() == grpc.StatusCode.UNIMPLEMENTED:
             self.supported = False
-        if self._current is stream:
-            self._current = None
         unanswered, stream.pending = stream.pending, {}
         stream.requests.put_nowait(_END)  # lets grpc.aio's request task finish
         for future in unanswered.values():

@@ -12,8 +12,8 @@ from burr.core.persistence import AsyncBaseStatePersister, PersistedStateData
 from burr.core.state import State
 
 from . import _wire
-from ._gen import state_persister_pb2 as pb
 from ._async_pipeline import AsyncCallPipeline
+from ._gen import state_persister_pb2 as pb
 from ._gen.state_persister_pb2_grpc import StatePersisterStub
 from ._pipeline import UNARY_FROM_BYTES
 from ._wire import ALL_PARTITIONS, DeletedPartition, StepData
