@@ -9,15 +9,14 @@ pauses its threads around fork() and the child gets a clean gRPC. Each child fir
 the persister let go of what it inherited (gRPC's fork support would otherwise hide a persister
 that keeps the parent's channel), then calls through its own.
 
-Usage: python forked_children.py <check> <port> <partition>; exit status 0 when the check passes.
+Usage: GRPC_ENABLE_FORK_SUPPORT=1 python forked_children.py <check> <port> <partition>; exit
+status 0 when the check passes.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-
-os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "1"  # before grpc is imported
 
 from burr.core import State
 
@@ -75,6 +74,8 @@ def list_and_delete(persister: GrpcStatePersister, partition: str):
 CHECKS = {"pipeline": pipeline, "list_and_delete": list_and_delete}
 
 if __name__ == "__main__":
+    if os.environ.get("GRPC_ENABLE_FORK_SUPPORT") != "1":
+        sys.exit("run with GRPC_ENABLE_FORK_SUPPORT=1 (read when grpc is imported)")
     check, port, partition = sys.argv[1:]
     # Short deadlines: a child stuck on what it inherited fails in seconds instead of hanging.
     deadlines = {"deadline_seconds": 5, "list_deadline_seconds": 5, "delete_deadline_seconds": 5}

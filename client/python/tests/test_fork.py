@@ -20,6 +20,7 @@ def test_a_forked_child_opens_its_own_channel(server, partition, check):
     script = Path(forked_children.__file__)
     result = subprocess.run(
         [sys.executable, str(script), check, str(server.port), partition],
+        env={**os.environ, "GRPC_ENABLE_FORK_SUPPORT": "1"},
         capture_output=True,
         text=True,
         timeout=120,
