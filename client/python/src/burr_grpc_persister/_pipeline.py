@@ -10,7 +10,6 @@ persisters map them to their errors and retry them the same way.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import itertools
 import queue
 import threading
@@ -67,7 +66,7 @@ def _outcome(response: pb.PipelineResponse) -> Union[Result, PipelineCallError]:
     return getattr(response, which)
 
 
-def _answer(future: Union[concurrent.futures.Future, asyncio.Future], response: pb.PipelineResponse):
+def _answer(future: asyncio.Future, response: pb.PipelineResponse):
     outcome = _outcome(response)
     if isinstance(outcome, PipelineCallError):
         future.set_exception(outcome)
@@ -93,19 +92,40 @@ def _deadline_exceeded(seconds: float) -> PipelineCallError:
     )
 
 
+class _Waiter:
+    """One caller of a CallPipeline waiting for its answer: a lock held until the answer is in,
+    the cheapest wake-up CPython has (a Future waits on a Condition, which takes more locks and
+    more switches between the reader thread and the caller)."""
+
+    __slots__ = ("_answered", "outcome")
+
+    def __init__(self):
+        self._answered = threading.Lock()
+        self._answered.acquire()
+        self.outcome: Union[Result, PipelineCallError, None] = None
+
+    def deliver(self, outcome: Union[Result, PipelineCallError]):
+        self.outcome = outcome
+        self._answered.release()
+
+    def wait(self, seconds: float) -> bool:
+        """True once answered; False after ``seconds`` without."""
+        return self._answered.acquire(timeout=seconds)
+
+
 class _Stream:
     """One open stream of a CallPipeline: requests to send, calls waiting for their answers."""
 
     def __init__(self):
-        self.requests: queue.Queue = queue.Queue()
-        self.pending: dict[int, concurrent.futures.Future] = {}
+        self.requests: queue.SimpleQueue = queue.SimpleQueue()
+        self.pending: dict[int, _Waiter] = {}
 
 
 class CallPipeline:
     """The Pipeline stream of one synchronous persister, shared by all its threads.
 
     grpcio sends what the request generator yields (from a thread of its own); a reader thread
-    (a daemon, one per stream) hands each answer to the Future its caller waits on.
+    (a daemon, one per stream) hands each answer to the caller waiting for it.
     """
 
     def __init__(
@@ -128,19 +148,20 @@ class CallPipeline:
     def call(self, call: Call) -> Result:
         """Runs one Save or Load. Raises its own error, its stream's if that fails first, or
         DEADLINE_EXCEEDED."""
-        future: concurrent.futures.Future = concurrent.futures.Future()
+        waiter = _Waiter()
         with self._lock:
             stream = self._current or self._start()
             call_id = next(self._call_ids)
-            stream.pending[call_id] = future
+            stream.pending[call_id] = waiter
             # Under the lock, so an idle stream never ends with a request still queued.
             stream.requests.put(_request(call_id, call))
-        try:
-            return future.result(self._deadline_seconds)
-        except concurrent.futures.TimeoutError:
+        if not waiter.wait(self._deadline_seconds):
             with self._lock:
                 stream.pending.pop(call_id, None)
-            raise _deadline_exceeded(self._deadline_seconds) from None
+            raise _deadline_exceeded(self._deadline_seconds)
+        if isinstance(waiter.outcome, PipelineCallError):
+            raise waiter.outcome
+        return waiter.outcome
 
     def close(self):
         """Ends the stream: the server answers what it has received, then ends it too."""
@@ -180,9 +201,9 @@ class CallPipeline:
         try:
             for response in responses:
                 with self._lock:
-                    future = stream.pending.pop(response.call_id, None)
-                if future is not None:  # else its caller stopped waiting
-                    _answer(future, response)
+                    waiter = stream.pending.pop(response.call_id, None)
+                if waiter is not None:  # else its caller stopped waiting
+                    waiter.deliver(_outcome(response))
         except grpc.RpcError as failure:
             error = failure
             if failure.code() == grpc.StatusCode.UNIMPLEMENTED:
@@ -192,5 +213,5 @@ class CallPipeline:
                 self._current = None
             unanswered, stream.pending = stream.pending, {}
         stream.requests.put(_END)  # lets grpcio's request thread finish
-        for future in unanswered.values():
-            future.set_exception(_stream_failure(error))
+        for waiter in unanswered.values():
+            waiter.deliver(_stream_failure(error))
