@@ -150,8 +150,12 @@ const loadShapes: Array<[string, () => LoadQuery]> = [
   ["Load latest in partition", () => ({ partitionKey: partition })],
 ];
 
-/** Unmeasured loads first, of every shape: the JIT of both processes warms up before any shape is timed. */
-const warmupLoads = 2000;
+/**
+ * Unmeasured loads first: a whole pass of every shape, as many loads as are measured. With 2,000
+ * the first shape measured still had a p99 2-3 × the same shape measured again right after, on
+ * the no-op server too (1.01 vs 0.57 ms): the processes were not warm yet, whatever the store.
+ */
+const warmupLoads = loads * loadShapes.length;
 
 /** Sequential loads of every shape, after the warm-up. */
 async function measureLoads(target: { load(query: LoadQuery): Promise<{ state: Uint8Array } | null> }, via: Path): Promise<LoadResult[]> {
