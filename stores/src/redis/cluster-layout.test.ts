@@ -11,7 +11,7 @@ import { GuardedPersister } from "../guard";
 import { openRedis } from "./index";
 import { hashTag } from "./keys";
 import { parseRedisUrl } from "./url";
-import { connectClusterAdmin, deleteNamespaces, keysUnderCluster, redisClusterUrl, redisUrl, uniquePrefix, withPrefix } from "./testing";
+import { connectClusterAdmin, deleteNamespaces, keyComponents, keysUnderCluster, redisClusterUrl, redisUrl, uniquePrefix, withPrefix } from "./testing";
 
 const prefix = uniquePrefix("cluster-layout");
 let admin: Cluster;
@@ -38,19 +38,6 @@ const save = (partitionKey: string, appId: string, sequenceId: number): SaveInpu
   status: "completed",
 });
 
-/** "<byte length>:<text>" components until the end; null if the text does not follow that shape. */
-function components(rest: Buffer): string[] | null {
-  const parts: string[] = [];
-  let at = 0;
-  while (at < rest.length) {
-    const colon = rest.indexOf(":", at);
-    const digits = colon < 0 ? "" : rest.subarray(at, colon).toString();
-    if (!/^(0|[1-9][0-9]*)$/.test(digits) || colon + 1 + Number(digits) > rest.length) return null;
-    parts.push(rest.subarray(colon + 1, colon + 1 + Number(digits)).toString("utf8"));
-    at = colon + 1 + Number(digits);
-  }
-  return parts;
-}
 
 /** The documented grammar: `P:meta`, or `P:<kind>:{tag}<part>...` with the partition's own tag. */
 function parseKey(key: Buffer): { kind: string; partition?: string } | null {
@@ -65,7 +52,7 @@ function parseKey(key: Buffer): { kind: string; partition?: string } | null {
       if (!/^[0-9]{16}$/.test(rest.subarray(rest.length - 16).toString("latin1"))) return null;
       rest = rest.subarray(0, rest.length - 16);
     }
-    const parts = components(rest);
+    const parts = keyComponents(rest);
     if (!parts || parts.length !== arity || tag !== hashTag(parts[0]!)) return null;
     return { kind, partition: parts[0] };
   }

@@ -9,7 +9,7 @@ import { GuardedPersister } from "../guard";
 import type { SaveInput } from "@burr-state/client/protocol";
 import type { HistoryBackend } from "../backend";
 import { openRedis, parseRedisUrl } from "./index";
-import { connectAdmin, deleteNamespaces, keysUnder, redisUrl, uniquePrefix, withPrefix } from "./testing";
+import { connectAdmin, deleteNamespaces, keyComponents, keysUnder, redisUrl, uniquePrefix, withPrefix } from "./testing";
 
 const prefix = uniquePrefix("layout");
 let admin: Redis;
@@ -36,21 +36,6 @@ const save = (partitionKey: string, appId: string, sequenceId: number, position:
   status: "completed",
 });
 
-/** Reads "<byte length>:<bytes>" components until the key ends; null if the key does not follow that shape. */
-function components(rest: Buffer): string[] | null {
-  const parts: string[] = [];
-  let at = 0;
-  while (at < rest.length) {
-    const colon = rest.indexOf(":", at);
-    const digits = colon < 0 ? "" : rest.subarray(at, colon).toString();
-    if (!/^(0|[1-9][0-9]*)$/.test(digits)) return null;
-    const end = colon + 1 + Number(digits);
-    if (end > rest.length) return null;
-    parts.push(rest.subarray(colon + 1, end).toString("utf8"));
-    at = end;
-  }
-  return parts;
-}
 
 type ParsedKey =
   | { kind: "meta" | "partitions" }
@@ -67,7 +52,7 @@ function parseKey(key: Buffer, namespace: string = prefix): ParsedKey | null {
   for (const [kind, arity] of [["keys", 2], ["steps", 2], ["apps", 1], ["pruned", 1]] as const) {
     const head = Buffer.from(`${namespace}:${kind}:`);
     if (!key.subarray(0, head.length).equals(head)) continue;
-    const parts = components(key.subarray(head.length));
+    const parts = keyComponents(key.subarray(head.length));
     return parts && parts.length === arity ? { kind, parts } : null;
   }
   return null;

@@ -67,6 +67,22 @@ export async function keysUnder(client: Redis, prefix: string): Promise<Buffer[]
   return keys;
 }
 
+/** Reads the "<byte length>:<bytes>" components of a key's rest until it ends; null if it does not follow that shape (both layouts write user strings this way). */
+export function keyComponents(rest: Buffer): string[] | null {
+  const parts: string[] = [];
+  let at = 0;
+  while (at < rest.length) {
+    const colon = rest.indexOf(":", at);
+    const digits = colon < 0 ? "" : rest.subarray(at, colon).toString();
+    if (!/^(0|[1-9][0-9]*)$/.test(digits)) return null;
+    const end = colon + 1 + Number(digits);
+    if (end > rest.length) return null;
+    parts.push(rest.subarray(colon + 1, end).toString("utf8"));
+    at = end;
+  }
+  return parts;
+}
+
 /** Deletes the namespaces' keys with SCAN + UNLINK (the prefixes hold no glob characters). */
 export async function deleteNamespaces(prefixes: string[], url: string = redisUrl): Promise<void> {
   if (parseRedisUrl(url).cluster) {
