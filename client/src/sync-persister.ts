@@ -133,8 +133,8 @@ class RawSyncGrpcPersister implements SyncStatePersister<Uint8Array> {
   /**
    * One blocking call through the worker. A worker that exits without answering is replaced; the
    * call runs again on the new one if the old one never took it (so it never reached the server)
-   * or if it is repeatable, unless it reads a listing the old one held. Otherwise UNAVAILABLE: a save may have landed, and sent again it
-   * answers ALREADY_EXISTS if it did.
+   * or if it is repeatable, unless it reads a listing the old one held. Otherwise UNAVAILABLE: a
+   * save may have landed, and sent again it answers ALREADY_EXISTS if it did.
    */
   private call<T>(method: Method, budgetMs: number, outgoing: () => Outgoing): T {
     if (this.closed) throw new PersisterError(Code.FAILED_PRECONDITION, "the persister is closed");

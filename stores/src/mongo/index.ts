@@ -204,8 +204,7 @@ async function mapErrors<T>(work: Promise<T>): Promise<T> {
   }
 }
 
-/** Runs an upsert that a concurrent writer may have won; its document then exists, which is all we need. */
-/** IndexNotFound or NamespaceNotFound: already dropped (by another server's Initialize), or never made. */
+/** Drops an index that may be missing (IndexNotFound, NamespaceNotFound): already dropped by another server's Initialize, or never made. */
 async function ignoringMissingIndex(work: Promise<unknown>): Promise<void> {
   try {
     await work;
@@ -215,6 +214,7 @@ async function ignoringMissingIndex(work: Promise<unknown>): Promise<void> {
   }
 }
 
+/** Runs an upsert that a concurrent writer may have won; its document then exists, which is all we need. */
 async function ignoringDuplicate(work: Promise<unknown>): Promise<void> {
   try {
     await work;

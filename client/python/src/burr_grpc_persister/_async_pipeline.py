@@ -16,14 +16,22 @@ from ._pipeline import (
     Call,
     PipelineCallError,
     Result,
-    _answer,
     _deadline_exceeded,
+    _outcome,
     _request,
     _stream_failure,
 )
 
-
 Requests = Union[AsyncIterator[pb.PipelineRequest], Iterator[pb.PipelineRequest]]
+
+
+def _answer(future: asyncio.Future, response: pb.PipelineResponse):
+    """Settles the caller's Future with the answer: a result, or its call's error."""
+    outcome = _outcome(response)
+    if isinstance(outcome, PipelineCallError):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
 
 
 class _Stream:

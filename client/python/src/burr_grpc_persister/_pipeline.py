@@ -9,7 +9,6 @@ persisters map them to their errors and retry them the same way.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import queue
 import threading
@@ -64,14 +63,6 @@ def _outcome(response: pb.PipelineResponse) -> Union[Result, PipelineCallError]:
             grpc.StatusCode.DATA_LOSS, f"the server answered pipelined call {response.call_id} with nothing"
         )
     return getattr(response, which)
-
-
-def _answer(future: asyncio.Future, response: pb.PipelineResponse):
-    outcome = _outcome(response)
-    if isinstance(outcome, PipelineCallError):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
 
 
 def _stream_failure(error: Optional[grpc.RpcError]) -> PipelineCallError:
