@@ -16,7 +16,10 @@
  * makes a flood one line per window.
  *
  * Compressed messages count as --max-message-bytes (their inflated size is unknown up front).
- * Messages over --max-message-bytes are left to grpc-js, which refuses them.
+ * A pipelined call over --max-message-bytes is skipped the same way and answered
+ * RESOURCE_EXHAUSTED on its own: left to grpc-js, it would end the whole stream and lose the
+ * answers of the calls running on it. Other messages over the limit (unary, compressed) are left
+ * to grpc-js, which refuses them.
  *
  * The filter needs the call's HTTP/2 stream, which grpc-js 1.14 keeps on its innermost call
  * object (`stream`); the interceptor must be the last (outermost) in the server's list so its
@@ -76,37 +79,40 @@ export class InflightBudget {
     this.used -= bytes;
   }
 
-  refusal(bytes: number): string {
+  refusal(bytes: number, tooLarge = false): string {
+    if (tooLarge) return `this request of ${bytes} bytes is over the server's message limit of ${this.maxMessageBytes} bytes (--max-message-bytes); it was not run`;
     return (
       `the server's in-flight byte budget (${this.limit} bytes, --max-inflight-bytes) is taken by other requests: ` +
       `this request of ${bytes} bytes was refused; retry later`
     );
   }
 
-  private refused(method: string, bytes: number): string {
+  private refused(method: string, bytes: number, tooLarge = false): string {
     // Fixed fields: the logger summarizes repeats of the same line (log.ts), a flood is a line per window.
-    this.log.error("request_refused", { method, reason: `the in-flight byte budget (--max-inflight-bytes ${this.limit}) is taken` });
-    return this.refusal(bytes);
+    const reason = tooLarge ? `over the message limit (--max-message-bytes ${this.maxMessageBytes})` : `the in-flight byte budget (--max-inflight-bytes ${this.limit}) is taken`;
+    this.log.error("request_refused", { method, reason });
+    return this.refusal(bytes, tooLarge);
   }
 
-  /** The stand-in for a refused pipelined call: PipelineRequest { call_id } plus the marker. */
-  private standIn(callId: bigint, bytes: number): Buffer {
-    const payload = Buffer.alloc(this.nonce.length + 4);
+  /** The stand-in for a refused pipelined call: PipelineRequest { call_id } plus the marker (nonce, why, size). */
+  private standIn(callId: bigint, bytes: number, tooLarge: boolean): Buffer {
+    const payload = Buffer.alloc(this.nonce.length + 5);
     this.nonce.copy(payload);
-    payload.writeUInt32BE(bytes, this.nonce.length);
+    payload[this.nonce.length] = tooLarge ? 1 : 0;
+    payload.writeUInt32BE(bytes, this.nonce.length + 1);
     const body = Buffer.concat([varint(0x08n), varint(callId), varint((BigInt(markerField) << 3n) | 2n), varint(BigInt(payload.length)), payload]);
     const frame = Buffer.alloc(5);
     frame.writeUInt32BE(body.length, 1);
     return Buffer.concat([frame, body]);
   }
 
-  /** The size of the refused call a stand-in replaces; undefined for any other message. */
-  private standInFor(message: unknown): number | undefined {
+  /** The size of the refused call a stand-in replaces, and whether it was over the message limit; undefined for any other message. */
+  private standInFor(message: unknown): { bytes: number; tooLarge: boolean } | undefined {
     const unknown = (message as { $unknown?: Array<{ no: number; data: Uint8Array }> } | null)?.$unknown;
     for (const field of unknown ?? []) {
-      if (field.no !== markerField || field.data.length < this.nonce.length + 4) continue;
+      if (field.no !== markerField || field.data.length < this.nonce.length + 5) continue;
       const data = Buffer.from(field.data.buffer, field.data.byteOffset, field.data.byteLength);
-      if (data.subarray(-this.nonce.length - 4, -4).equals(this.nonce)) return data.readUInt32BE(data.length - 4);
+      if (data.subarray(-this.nonce.length - 5, -5).equals(this.nonce)) return { bytes: data.readUInt32BE(data.length - 4), tooLarge: data[data.length - 5] === 1 };
     }
     return undefined;
   }
@@ -133,6 +139,13 @@ export class InflightBudget {
       for (const ticket of tickets) if (ticket.callId === callId && (!smallest || ticket.bytes < smallest.bytes)) smallest = ticket;
       if (smallest) release(smallest);
     };
+    /** A refused pipelined call: skipped, and answered on its own. */
+    const standInDecision = (bytes: number, tooLarge: boolean): Decision => {
+      // A ticket of 0 bytes: the refusal's answer releases it, not an admitted call's that has the same call_id.
+      const ticket: Ticket = { bytes: 0 };
+      tickets.add(ticket);
+      return { admit: false, ticket, standIn: (callId) => this.standIn(callId, bytes, tooLarge) };
+    };
     let own: grpc.ServerInterceptingCall | undefined;
 
     installFilter(stream, {
@@ -146,16 +159,16 @@ export class InflightBudget {
           return { admit: true, ticket };
         }
         const details = this.refused(method.path, bytes);
-        if (pipelined && !compressed) {
-          // A ticket of 0 bytes: the refusal's answer releases it, not an admitted call's that has the same call_id.
-          const ticket: Ticket = { bytes: 0 };
-          tickets.add(ticket);
-          return { admit: false, ticket, standIn: (callId) => this.standIn(callId, bytes) };
-        }
+        if (pipelined && !compressed) return standInDecision(bytes, false);
         own?.sendStatus({ code: grpc.status.RESOURCE_EXHAUSTED, details, metadata: new grpc.Metadata() });
         // The answer is out; RST_STREAM(NO_ERROR) tells the client to stop sending the rest (RFC 9113 8.1).
         if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
         return { admit: false };
+      },
+      onOversized: (size, compressed) => {
+        if (!pipelined || compressed) return undefined;
+        this.refused(method.path, size, true);
+        return standInDecision(size, true);
       },
     });
     stream.once("close", releaseAll);
@@ -166,7 +179,7 @@ export class InflightBudget {
           onReceiveMessage: (message, forward) => {
             const refused = pipelined ? this.standInFor(message) : undefined;
             if (refused !== undefined) {
-              refuseCall(message as object, new PersisterError(Code.RESOURCE_EXHAUSTED, this.refusal(refused)));
+              refuseCall(message as object, new PersisterError(Code.RESOURCE_EXHAUSTED, this.refusal(refused.bytes, refused.tooLarge)));
             } else if (!pipelined && method.requestStream) {
               // Other client streams (reflection): a message is done with once delivered.
               releaseAll();
@@ -201,6 +214,8 @@ export interface FilterOptions {
   /** Pick each message's call_id (field 1) out as it passes (Pipeline). */
   scanCallIds: boolean;
   onHeader(size: number, compressed: boolean): Decision;
+  /** A message over maxMessageBytes: how to refuse it here, or undefined to pass it to grpc-js (which refuses it). */
+  onOversized?(size: number, compressed: boolean): Decision | undefined;
 }
 
 /** grpc-js 1.14: the innermost call object holds the HTTP/2 stream; interceptors wrap it through `nextCall`. */
@@ -272,12 +287,12 @@ export function installFilter(stream: Pick<http2.ServerHttp2Stream, "listeners" 
         const compressed = header[0] !== 0;
         const size = header.readUInt32BE(1);
         let passed: boolean;
-        if (size > options.maxMessageBytes) {
+        const decision = size > options.maxMessageBytes ? options.onOversized?.(size, compressed) : options.onHeader(size, compressed);
+        if (!decision) {
           // grpc-js refuses it by size, with its own message.
           mode = "through";
           passed = true;
         } else {
-          const decision = options.onHeader(size, compressed);
           scanner = options.scanCallIds && !compressed ? new CallIdScanner() : undefined;
           remaining = size;
           ticket = decision.ticket;

@@ -103,10 +103,25 @@ test("a message that does not decode: every call before it is answered with its 
   expect(await check.status).toMatchObject({ code: grpc.status.OK });
 });
 
-test("a message over the server's limit ends the stream with RESOURCE_EXHAUSTED", async () => {
+test("a call over the server's message limit is refused alone: the calls around it, running or not, are answered", async () => {
   const pipe = rawPipeline(server.address);
-  pipe.send(encode({ callId: 1n, call: save(1n, "huge", 0n, new Uint8Array(65 * 1024)) }));
-  expect(await pipe.status).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED });
+  for (let i = 1n; i <= 10n; i++) pipe.send(encode({ callId: i, call: save(i, `around-${i}`, 0n) }));
+  pipe.send(encode({ callId: 11n, call: save(11n, "huge", 0n, new Uint8Array(200 * 1024)) }));
+  for (let i = 12n; i <= 20n; i++) pipe.send(encode({ callId: i, call: save(i, `around-${i}`, 0n) }));
+  const answers = byId(decode(await pipe.answered(20)));
+  expect(answers.get(11n)).toMatchObject({
+    case: "error",
+    value: { code: grpc.status.RESOURCE_EXHAUSTED, message: expect.stringMatching(/over the server's message limit of 65536 bytes \(--max-message-bytes\); it was not run/) },
+  });
+  for (let i = 1n; i <= 20n; i++) if (i !== 11n) expect(answers.get(i)?.case).toBe("save");
+  const check = rawPipeline(server.address);
+  check.send(encode({ callId: 1n, call: { case: "load", value: { $typeName: "burr.state.v1.LoadRequest", partitionKey: "pipe", appId: "huge" } } }));
+  const [loaded] = decode(await check.answered(1));
+  expect(loaded!.result.case === "load" && loaded!.result.value.persistedState).toBeUndefined();
+  for (const stream of [pipe, check]) {
+    stream.end();
+    expect(await stream.status).toMatchObject({ code: grpc.status.OK });
+  }
 });
 
 test("a client that stops reading answers makes the server stop reading calls, not buffer answers", async () => {

@@ -814,7 +814,9 @@ export const StatePersister: GenService<{
    * client that keeps sending, at half the server's shutdown grace period); calls still in transit
    * then were not received and not run. A message that does not decode ends the stream with
    * INVALID_ARGUMENT once the calls received before it have run and been answered; no call after
-   * it is run.
+   * it is run. A message over the server's message limit is not run: its call alone is answered
+   * RESOURCE_EXHAUSTED and the stream goes on (a compressed one ends the stream with that code, as
+   * its size is only known once inflated).
    *
    * @generated from rpc burr.state.v1.StatePersister.Pipeline
    */
