@@ -25,7 +25,7 @@ import type { Status } from "@burr-state/client/protocol";
 import type { LoadKey, PruneRule, SaveRow, StepsKey } from "@burr-state/client/protocol";
 import { Batcher } from "../shared/batcher";
 import { checkIdentifier } from "../shared/identifiers";
-import { decodeUrlPart } from "../shared/url";
+import { decodeUrlPart, parseStoreUrl } from "../shared/url";
 
 export interface PostgresOptions {
   /** The URL handed to pg, without this module's own parameters. */
@@ -42,9 +42,11 @@ export interface PostgresOptions {
 const defaultPoolSize = 10;
 const maxPoolSize = 1000;
 
+const urlForm = "postgres://user:password@host:port/database?table=burr_state&schema=public&pool=10&pgbouncer=false";
+
 /** `postgres://user:pass@host:port/db?table=burr_state&schema=public&pool=10&pgbouncer=false` (other parameters go to pg). */
 export function parsePostgresUrl(url: string): PostgresOptions {
-  const parsed = new URL(url);
+  const parsed = parseStoreUrl("postgres", url, urlForm);
   const param = (name: string) => {
     const value = parsed.searchParams.get(name);
     parsed.searchParams.delete(name);

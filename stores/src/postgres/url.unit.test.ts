@@ -86,4 +86,15 @@ describe("parsePostgresUrl", () => {
     expect(() => parsePostgresUrl("not a url")).toThrow();
     expect(() => parsePostgresUrl("postgres://h:99999/db")).toThrow();
   });
+
+  test.each(["postgres://u:hun/ter2@h/db", "postgres://u:hun#ter2@h/db", "postgres://u:hun@ter2:x@h:99999/db"])(
+    "%j is no URL: INVALID_ARGUMENT with the password masked and how to encode it",
+    (url) => {
+      const error = thrown(() => parsePostgresUrl(url));
+      expect(error).toBeInstanceOf(PersisterError);
+      expect((error as PersisterError).code).toBe(Code.INVALID_ARGUMENT);
+      expect(error.message).toMatch(/^the postgres store URL "postgres:\/\/u:\*\*\*@h.*" is not a valid URL: expected postgres:\/\/user:password@host:port\/database.*percent-encode/);
+      expect(error.message).not.toMatch(/hun|ter2/);
+    },
+  );
 });

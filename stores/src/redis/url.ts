@@ -4,6 +4,7 @@
  * seed nodes and credentials become ioredis Cluster options.
  */
 import { Code, PersisterError } from "@burr-state/client/protocol";
+import { parseStoreUrl } from "../shared/url";
 
 interface Common {
   /** Namespace of every key; letters, digits, `_`, `-`, `.`. */
@@ -60,13 +61,7 @@ function paramsOf(params: URLSearchParams): Pick<Common, "prefix" | "waitReplica
 /** `redis://...`, `rediss://...` (TLS), `redis+cluster://...` or `rediss+cluster://...`. */
 export function parseRedisUrl(text: string): RedisOptions {
   if (/^rediss?\+cluster:/i.test(text)) return parseClusterUrl(text);
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    // The text may hold a password: not repeated here.
-    throw new PersisterError(Code.INVALID_ARGUMENT, `the redis store URL is not a valid URL: expected ${singleForm}`);
-  }
+  const url = parseStoreUrl("redis", text, singleForm);
   const params = paramsOf(url.searchParams);
   url.search = "";
   return { connectUrl: url.href, ...params, where: `${url.protocol}//${url.host}${url.pathname}` };

@@ -60,11 +60,19 @@ describe("parseRedisUrl", () => {
     expect(error.message).toBe(`redis URL parameter ${JSON.stringify(name)} is not supported (only "prefix" and "wait_replicas" are)`);
   });
 
-  test.each(["not a url", "redis://:hunter2@h:notaport", "redis://user:hunter2@[::1/0"])("%j is not a URL; the text (maybe a password) is not repeated", (url) => {
+  test.each([
+    ["not a url", '"not a url"'],
+    ["redis://:hunter2@h:notaport", '"redis://:***@h:notaport"'],
+    ["redis://user:hunter2@[::1/0", '"redis://user:***@[::1/0"'],
+    ["redis://user:hunt/er2@h:6379", '"redis://user:***@h:6379"'],
+  ])("%j is not a URL; it is shown with its password masked", (url, shown) => {
     const error = refusal(() => parseRedisUrl(url));
     expect(error.code).toBe(Code.INVALID_ARGUMENT);
-    expect(error.message).toBe("the redis store URL is not a valid URL: expected redis://[user:password@]host:port[/db][?prefix=NAME][&wait_replicas=N]");
-    expect(error.message).not.toContain("hunter2");
+    expect(error.message).toBe(
+      `the redis store URL ${shown} is not a valid URL: expected redis://[user:password@]host:port[/db][?prefix=NAME][&wait_replicas=N] ` +
+        '(percent-encode "/", "?", "#", "@" and ":" in a user name or password, e.g. "/" as %2F)',
+    );
+    expect(error.message).not.toMatch(/hunt/);
   });
 });
 

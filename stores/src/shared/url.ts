@@ -44,6 +44,22 @@ function decodeKey(key: string): string {
   }
 }
 
+/**
+ * A store URL parsed; text that is no URL is INVALID_ARGUMENT giving the expected form and the
+ * text with its password masked. The usual cause is a password holding a character URLs reserve.
+ */
+export function parseStoreUrl(store: string, text: string, form: string): URL {
+  try {
+    return new URL(text);
+  } catch {
+    throw new PersisterError(
+      Code.INVALID_ARGUMENT,
+      `the ${store} store URL ${JSON.stringify(redactUrl(text))} is not a valid URL: expected ${form} ` +
+        `(percent-encode "/", "?", "#", "@" and ":" in a user name or password, e.g. "/" as %2F)`,
+    );
+  }
+}
+
 /** A percent-encoded part of a store URL, decoded; a malformed escape is INVALID_ARGUMENT naming it. */
 export function decodeUrlPart(what: string, text: string): string {
   try {
