@@ -7,12 +7,12 @@ from datetime import datetime
 from typing import AsyncIterator, Awaitable, Callable, Optional, TypeVar
 
 import grpc
-from burr.common.types import BaseCopyable
 from burr.core.persistence import AsyncBaseStatePersister, PersistedStateData
 from burr.core.state import State
 
 from . import _wire
 from ._async_pipeline import AsyncCallPipeline
+from ._common import PersisterBase
 from ._gen import state_persister_pb2 as pb
 from ._gen.state_persister_pb2_grpc import StatePersisterStub
 from ._pipeline import UNARY_FROM_BYTES
@@ -23,7 +23,7 @@ from .settings import ConnectionSettings
 T = TypeVar("T")
 
 
-class AsyncGrpcStatePersister(AsyncBaseStatePersister, BaseCopyable):
+class AsyncGrpcStatePersister(AsyncBaseStatePersister, PersisterBase):
     """The async twin of :class:`GrpcStatePersister`, for applications built with ``abuild()``::
 
         async with AsyncGrpcStatePersister.from_values(host="127.0.0.1", port=50051) as persister:
@@ -55,15 +55,6 @@ class AsyncGrpcStatePersister(AsyncBaseStatePersister, BaseCopyable):
         :param connection: any other :class:`ConnectionSettings` field.
         """
         return cls(ConnectionSettings(host=host, port=port, **connection), serde_kwargs)
-
-    @classmethod
-    def from_config(cls, config: dict) -> AsyncGrpcStatePersister:
-        """Creates a persister from a dict with the keys of :meth:`from_values`."""
-        return cls.from_values(**config)
-
-    def set_serde_kwargs(self, serde_kwargs: dict):
-        """Sets the serde_kwargs for the persister."""
-        self.serde_kwargs = serde_kwargs
 
     async def initialize(self):
         """Creates the server's tables if needed. Idempotent."""
@@ -124,9 +115,7 @@ class AsyncGrpcStatePersister(AsyncBaseStatePersister, BaseCopyable):
         request = _wire.list_request(partition_key, call)
 
         async def fetch(stub: StatePersisterStub) -> list[str]:
-            chunks = stub.ListAppIds(
-                request, timeout=self.settings.list_deadline_seconds, metadata=self.settings.metadata()
-            )
+            chunks = stub.ListAppIds(request, **self._list_options())
             return [app_id async for chunk in chunks for app_id in chunk.app_ids]
 
         return await self._invoke(call, fetch, idempotent=True)
@@ -208,32 +197,12 @@ class AsyncGrpcStatePersister(AsyncBaseStatePersister, BaseCopyable):
         await self.cleanup()
         return False
 
-    def copy(self) -> AsyncGrpcStatePersister:
-        """Same settings and serde_kwargs, its own channel (Burr copies persisters into parallel sub-apps)."""
-        return type(self)(self.settings, self.serde_kwargs)
-
-    __copy__ = copy
-
-    def __getstate__(self) -> dict:
-        return {"settings": self.settings, "serde_kwargs": self.serde_kwargs}
-
-    def __setstate__(self, state: dict):
-        self.__init__(state["settings"], state["serde_kwargs"])
-
-    def _unary_options(self) -> dict:
-        return {"timeout": self.settings.deadline_seconds, "metadata": self.settings.metadata()}
-
-    def _delete_options(self) -> dict:
-        return {"timeout": self.settings.delete_deadline_seconds, "metadata": self.settings.metadata()}
-
     async def _stream_steps(self, call: str, request: pb.ListStepsRequest) -> AsyncIterator[StepData]:
         attempts, attempt = self.settings.attempts(True), 1
         while True:
             chunks, received = None, False
             try:
-                chunks = self._current_stub().ListSteps(
-                    request, timeout=self.settings.list_deadline_seconds, metadata=self.settings.metadata()
-                )
+                chunks = self._current_stub().ListSteps(request, **self._list_options())
                 async for chunk in chunks:
                     received = True
                     for row in chunk.steps:

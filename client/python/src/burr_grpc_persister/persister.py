@@ -10,11 +10,11 @@ from datetime import datetime
 from typing import Callable, Iterator, Optional, TypeVar
 
 import grpc
-from burr.common.types import BaseCopyable
 from burr.core.persistence import BaseStatePersister, PersistedStateData
 from burr.core.state import State
 
 from . import _wire
+from ._common import PersisterBase
 from ._gen import state_persister_pb2 as pb
 from ._gen.state_persister_pb2_grpc import StatePersisterStub
 from ._pipeline import UNARY_FROM_BYTES, CallPipeline
@@ -28,7 +28,7 @@ T = TypeVar("T")
 _instances: weakref.WeakSet[GrpcStatePersister] = weakref.WeakSet()
 
 
-class GrpcStatePersister(BaseStatePersister, BaseCopyable):
+class GrpcStatePersister(BaseStatePersister, PersisterBase):
     """Saves and loads Burr application state through a StatePersister server.
 
     A drop-in for Burr's own persisters::
@@ -61,15 +61,6 @@ class GrpcStatePersister(BaseStatePersister, BaseCopyable):
             ``certificate_chain``, ``private_key``, ``token``, ``deadline_seconds``, ``retry_attempts``, ...).
         """
         return cls(ConnectionSettings(host=host, port=port, **connection), serde_kwargs)
-
-    @classmethod
-    def from_config(cls, config: dict) -> GrpcStatePersister:
-        """Creates a persister from a dict with the keys of :meth:`from_values`."""
-        return cls.from_values(**config)
-
-    def set_serde_kwargs(self, serde_kwargs: dict):
-        """Sets the serde_kwargs for the persister."""
-        self.serde_kwargs = serde_kwargs
 
     def initialize(self):
         """Creates the server's tables if needed. Idempotent."""
@@ -130,9 +121,7 @@ class GrpcStatePersister(BaseStatePersister, BaseCopyable):
         request = _wire.list_request(partition_key, call)
 
         def fetch(stub: StatePersisterStub) -> list[str]:
-            chunks = stub.ListAppIds(
-                request, timeout=self.settings.list_deadline_seconds, metadata=self.settings.metadata()
-            )
+            chunks = stub.ListAppIds(request, **self._list_options())
             return [app_id for chunk in chunks for app_id in chunk.app_ids]
 
         return self._invoke(call, fetch, idempotent=True)
@@ -232,33 +221,12 @@ class GrpcStatePersister(BaseStatePersister, BaseCopyable):
         self.cleanup()
         return False
 
-    def copy(self) -> GrpcStatePersister:
-        """Same settings and serde_kwargs, its own channel (Burr copies persisters into parallel sub-apps)."""
-        return type(self)(self.settings, self.serde_kwargs)
-
-    __copy__ = copy
-
-    def __getstate__(self) -> dict:
-        # Channels, locks and pipelines do not pickle (Ray ships persisters to workers): keep only settings.
-        return {"settings": self.settings, "serde_kwargs": self.serde_kwargs}
-
-    def __setstate__(self, state: dict):
-        self.__init__(state["settings"], state["serde_kwargs"])
-
-    def _unary_options(self) -> dict:
-        return {"timeout": self.settings.deadline_seconds, "metadata": self.settings.metadata()}
-
-    def _delete_options(self) -> dict:
-        return {"timeout": self.settings.delete_deadline_seconds, "metadata": self.settings.metadata()}
-
     def _stream_steps(self, call: str, request: pb.ListStepsRequest) -> Iterator[StepData]:
         attempts, attempt = self.settings.attempts(True), 1
         while True:
             chunks, received = None, False
             try:
-                chunks = self._current_stub().ListSteps(
-                    request, timeout=self.settings.list_deadline_seconds, metadata=self.settings.metadata()
-                )
+                chunks = self._current_stub().ListSteps(request, **self._list_options())
                 for chunk in chunks:
                     received = True
                     for row in chunk.steps:
