@@ -24,6 +24,9 @@ import {
   PersistedStateSchema,
   PipelineResponseSchema,
   type PipelineRequest,
+  type PipelineResponse,
+  type BatchedPipelineRequest,
+  BatchedPipelineResponseSchema,
   SaveResponseSchema,
   StatePersister,
   Status,
@@ -115,6 +118,23 @@ const implementation: grpc.UntypedServiceImplementation = {
         if (!call.cancelled) call.write(create(PipelineResponseSchema, { callId, result }));
       }),
     );
+    call.on("end", () => setImmediate(() => call.end()));
+  },
+  // The same, each turn's answers in one message.
+  batchedPipeline: (call: grpc.ServerDuplexStream<BatchedPipelineRequest, object>) => {
+    let answers: PipelineResponse[] = [];
+    call.on("data", ({ calls }: BatchedPipelineRequest) => {
+      if (answers.length === 0) {
+        setImmediate(() => {
+          if (!call.cancelled) call.write(create(BatchedPipelineResponseSchema, { answers }));
+          answers = [];
+        });
+      }
+      for (const { callId, call: which } of calls) {
+        const result = which.case === "save" ? { case: "save" as const, value: saved() } : { case: "load" as const, value: loaded };
+        answers.push(create(PipelineResponseSchema, { callId, result }));
+      }
+    });
     call.on("end", () => setImmediate(() => call.end()));
   },
 };

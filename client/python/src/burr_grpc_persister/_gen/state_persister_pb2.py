@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#burr/state/v1/state_persister.proto\x12\rburr.state.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x01\n\x0ePersistedState\x12\x15\n\rpartition_key\x18\x01 \x01(\t\x12\x0e\n\x06\x61pp_id\x18\x02 \x01(\t\x12\x13\n\x0bsequence_id\x18\x03 \x01(\x03\x12\x10\n\x08position\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\x0c\x12%\n\x06status\x18\x06 \x01(\x0e\x32\x15.burr.state.v1.Status\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bstatus_text\x18\x08 \x01(\t\"\x13\n\x11InitializeRequest\"\x14\n\x12InitializeResponse\"\x16\n\x14IsInitializedRequest\",\n\x15IsInitializedResponse\x12\x13\n\x0binitialized\x18\x01 \x01(\x08\"\xd2\x01\n\x0bSaveRequest\x12\x1a\n\rpartition_key\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06\x61pp_id\x18\x02 \x01(\t\x12\x13\n\x0bsequence_id\x18\x03 \x01(\x03\x12\x10\n\x08position\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\x0c\x12%\n\x06status\x18\x06 \x01(\x0e\x32\x15.burr.state.v1.Status\x12\x18\n\x0bstatus_text\x18\x07 \x01(\tH\x01\x88\x01\x01\x42\x10\n\x0e_partition_keyB\x0e\n\x0c_status_text\">\n\x0cSaveResponse\x12.\n\ncreated_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x85\x01\n\x0bLoadRequest\x12\x1a\n\rpartition_key\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06\x61pp_id\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x18\n\x0bsequence_id\x18\x03 \x01(\x03H\x02\x88\x01\x01\x42\x10\n\x0e_partition_keyB\t\n\x07_app_idB\x0e\n\x0c_sequence_id\"F\n\x0cLoadResponse\x12\x36\n\x0fpersisted_state\x18\x01 \x01(\x0b\x32\x1d.burr.state.v1.PersistedState\"A\n\x11ListAppIdsRequest\x12\x1a\n\rpartition_key\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x10\n\x0e_partition_key\"%\n\x12ListAppIdsResponse\x12\x0f\n\x07\x61pp_ids\x18\x01 \x03(\t\"\x82\x01\n\x0fPipelineRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12*\n\x04save\x18\x02 \x01(\x0b\x32\x1a.burr.state.v1.SaveRequestH\x00\x12*\n\x04load\x18\x03 \x01(\x0b\x32\x1a.burr.state.v1.LoadRequestH\x00\x42\x06\n\x04\x63\x61ll\"\xb2\x01\n\x10PipelineResponse\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12+\n\x04save\x18\x02 \x01(\x0b\x32\x1b.burr.state.v1.SaveResponseH\x00\x12+\n\x04load\x18\x03 \x01(\x0b\x32\x1b.burr.state.v1.LoadResponseH\x00\x12)\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x18.burr.state.v1.CallErrorH\x00\x42\x08\n\x06result\"*\n\tCallError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xae\x01\n\x10ListStepsRequest\x12\x1a\n\rpartition_key\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06\x61pp_id\x18\x02 \x01(\t\x12\x1f\n\x12\x62\x65\x66ore_sequence_id\x18\x03 \x01(\x03H\x01\x88\x01\x01\x12\r\n\x05limit\x18\x04 \x01(\r\x12\x15\n\rinclude_state\x18\x05 \x01(\x08\x42\x10\n\x0e_partition_keyB\x15\n\x13_before_sequence_id\"A\n\x11ListStepsResponse\x12,\n\x05steps\x18\x01 \x03(\x0b\x32\x1d.burr.state.v1.PersistedState\"P\n\x10\x44\x65leteAppRequest\x12\x1a\n\rpartition_key\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06\x61pp_id\x18\x02 \x01(\tB\x10\n\x0e_partition_key\"*\n\x11\x44\x65leteAppResponse\x12\x15\n\rsteps_deleted\x18\x01 \x01(\x03\"F\n\x16\x44\x65letePartitionRequest\x12\x1a\n\rpartition_key\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x10\n\x0e_partition_key\"F\n\x17\x44\x65letePartitionResponse\x12\x15\n\rsteps_deleted\x18\x01 \x01(\x03\x12\x14\n\x0c\x61pps_deleted\x18\x02 \x01(\x03\"\x9f\x01\n\x0cPruneRequest\x12\x1a\n\rpartition_key\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06\x61pp_id\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x11\n\tkeep_last\x18\x03 \x01(\r\x12.\n\nolder_than\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x10\n\x0e_partition_keyB\t\n\x07_app_id\"&\n\rPruneResponse\x12\x15\n\rsteps_deleted\x18\x01 \x01(\x03*[\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10STATUS_COMPLETED\x10\x01\x12\x11\n\rSTATUS_FAILED\x10\x02\x12\x10\n\x0cSTATUS_OTHER\x10\x03\x32\xaf\x06\n\x0eStatePersister\x12Q\n\nInitialize\x12 .burr.state.v1.InitializeRequest\x1a!.burr.state.v1.InitializeResponse\x12Z\n\rIsInitialized\x12#.burr.state.v1.IsInitializedRequest\x1a$.burr.state.v1.IsInitializedResponse\x12?\n\x04Save\x12\x1a.burr.state.v1.SaveRequest\x1a\x1b.burr.state.v1.SaveResponse\x12?\n\x04Load\x12\x1a.burr.state.v1.LoadRequest\x1a\x1b.burr.state.v1.LoadResponse\x12S\n\nListAppIds\x12 .burr.state.v1.ListAppIdsRequest\x1a!.burr.state.v1.ListAppIdsResponse0\x01\x12O\n\x08Pipeline\x12\x1e.burr.state.v1.PipelineRequest\x1a\x1f.burr.state.v1.PipelineResponse(\x01\x30\x01\x12P\n\tListSteps\x12\x1f.burr.state.v1.ListStepsRequest\x1a .burr.state.v1.ListStepsResponse0\x01\x12N\n\tDeleteApp\x12\x1f.burr.state.v1.DeleteAppRequest\x1a .burr.state.v1.DeleteAppResponse\x12`\n\x0f\x44\x65letePartition\x12%.burr.state.v1.DeletePartitionRequest\x1a&.burr.state.v1.DeletePartitionResponse\x12\x42\n\x05Prune\x12\x1b.burr.state.v1.PruneRequest\x1a\x1c.burr.state.v1.PruneResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#burr/state/v1/state_persister.proto\x12\rburr.state.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd9\x01\n\x0ePersistedState\x12\x15\n\rpartition_key\x18\x01 \x01(\t\x12\x0e\n\x06\x61pp_id\x18\x02 \x01(\t\x12\x13\n\x0bsequence_id\x18\x03 \x01(\x03\x12\x10\n\x08position\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\x0c\x12%\n\x06status\x18\x06 \x01(\x0e\x32\x15.burr.state.v1.Status\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bstatus_text\x18\x08 \x01(\t\"\x13\n\x11InitializeRequest\"\x14\n\x12InitializeResponse\"\x16\n\x14IsInitializedRequest\",\n\x15IsInitializedResponse\x12\x13\n\x0binitialized\x18\x01 \x01(\x08\"\xd2\x01\n\x0bSaveRequest\x12\x1a\n\rpartition_key\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06\x61pp_id\x18\x02 \x01(\t\x12\x13\n\x0bsequence_id\x18\x03 \x01(\x03\x12\x10\n\x08position\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\x0c\x12%\n\x06status\x18\x06 \x01(\x0e\x32\x15.burr.state.v1.Status\x12\x18\n\x0bstatus_text\x18\x07 \x01(\tH\x01\x88\x01\x01\x42\x10\n\x0e_partition_keyB\x0e\n\x0c_status_text\">\n\x0cSaveResponse\x12.\n\ncreated_at\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x85\x01\n\x0bLoadRequest\x12\x1a\n\rpartition_key\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06\x61pp_id\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x18\n\x0bsequence_id\x18\x03 \x01(\x03H\x02\x88\x01\x01\x42\x10\n\x0e_partition_keyB\t\n\x07_app_idB\x0e\n\x0c_sequence_id\"F\n\x0cLoadResponse\x12\x36\n\x0fpersisted_state\x18\x01 \x01(\x0b\x32\x1d.burr.state.v1.PersistedState\"A\n\x11ListAppIdsRequest\x12\x1a\n\rpartition_key\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x10\n\x0e_partition_key\"%\n\x12ListAppIdsResponse\x12\x0f\n\x07\x61pp_ids\x18\x01 \x03(\t\"\x82\x01\n\x0fPipelineRequest\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12*\n\x04save\x18\x02 \x01(\x0b\x32\x1a.burr.state.v1.SaveRequestH\x00\x12*\n\x04load\x18\x03 \x01(\x0b\x32\x1a.burr.state.v1.LoadRequestH\x00\x42\x06\n\x04\x63\x61ll\"\xb2\x01\n\x10PipelineResponse\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x04\x12+\n\x04save\x18\x02 \x01(\x0b\x32\x1b.burr.state.v1.SaveResponseH\x00\x12+\n\x04load\x18\x03 \x01(\x0b\x32\x1b.burr.state.v1.LoadResponseH\x00\x12)\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x18.burr.state.v1.CallErrorH\x00\x42\x08\n\x06result\"G\n\x16\x42\x61tchedPipelineRequest\x12-\n\x05\x63\x61lls\x18\x01 \x03(\x0b\x32\x1e.burr.state.v1.PipelineRequest\"K\n\x17\x42\x61tchedPipelineResponse\x12\x30\n\x07\x61nswers\x18\x01 \x03(\x0b\x32\x1f.burr.state.v1.PipelineResponse\"*\n\tCallError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xae\x01\n\x10ListStepsRequest\x12\x1a\n\rpartition_key\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06\x61pp_id\x18\x02 \x01(\t\x12\x1f\n\x12\x62\x65\x66ore_sequence_id\x18\x03 \x01(\x03H\x01\x88\x01\x01\x12\r\n\x05limit\x18\x04 \x01(\r\x12\x15\n\rinclude_state\x18\x05 \x01(\x08\x42\x10\n\x0e_partition_keyB\x15\n\x13_before_sequence_id\"A\n\x11ListStepsResponse\x12,\n\x05steps\x18\x01 \x03(\x0b\x32\x1d.burr.state.v1.PersistedState\"P\n\x10\x44\x65leteAppRequest\x12\x1a\n\rpartition_key\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x0e\n\x06\x61pp_id\x18\x02 \x01(\tB\x10\n\x0e_partition_key\"*\n\x11\x44\x65leteAppResponse\x12\x15\n\rsteps_deleted\x18\x01 \x01(\x03\"F\n\x16\x44\x65letePartitionRequest\x12\x1a\n\rpartition_key\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x10\n\x0e_partition_key\"F\n\x17\x44\x65letePartitionResponse\x12\x15\n\rsteps_deleted\x18\x01 \x01(\x03\x12\x14\n\x0c\x61pps_deleted\x18\x02 \x01(\x03\"\x9f\x01\n\x0cPruneRequest\x12\x1a\n\rpartition_key\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x13\n\x06\x61pp_id\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x11\n\tkeep_last\x18\x03 \x01(\r\x12.\n\nolder_than\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x10\n\x0e_partition_keyB\t\n\x07_app_id\"&\n\rPruneResponse\x12\x15\n\rsteps_deleted\x18\x01 \x01(\x03*[\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x14\n\x10STATUS_COMPLETED\x10\x01\x12\x11\n\rSTATUS_FAILED\x10\x02\x12\x10\n\x0cSTATUS_OTHER\x10\x03\x32\x95\x07\n\x0eStatePersister\x12Q\n\nInitialize\x12 .burr.state.v1.InitializeRequest\x1a!.burr.state.v1.InitializeResponse\x12Z\n\rIsInitialized\x12#.burr.state.v1.IsInitializedRequest\x1a$.burr.state.v1.IsInitializedResponse\x12?\n\x04Save\x12\x1a.burr.state.v1.SaveRequest\x1a\x1b.burr.state.v1.SaveResponse\x12?\n\x04Load\x12\x1a.burr.state.v1.LoadRequest\x1a\x1b.burr.state.v1.LoadResponse\x12S\n\nListAppIds\x12 .burr.state.v1.ListAppIdsRequest\x1a!.burr.state.v1.ListAppIdsResponse0\x01\x12O\n\x08Pipeline\x12\x1e.burr.state.v1.PipelineRequest\x1a\x1f.burr.state.v1.PipelineResponse(\x01\x30\x01\x12\x64\n\x0f\x42\x61tchedPipeline\x12%.burr.state.v1.BatchedPipelineRequest\x1a&.burr.state.v1.BatchedPipelineResponse(\x01\x30\x01\x12P\n\tListSteps\x12\x1f.burr.state.v1.ListStepsRequest\x1a .burr.state.v1.ListStepsResponse0\x01\x12N\n\tDeleteApp\x12\x1f.burr.state.v1.DeleteAppRequest\x1a .burr.state.v1.DeleteAppResponse\x12`\n\x0f\x44\x65letePartition\x12%.burr.state.v1.DeletePartitionRequest\x1a&.burr.state.v1.DeletePartitionResponse\x12\x42\n\x05Prune\x12\x1b.burr.state.v1.PruneRequest\x1a\x1c.burr.state.v1.PruneResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'burr.state.v1.state_persister_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STATUS']._serialized_start=2085
-  _globals['_STATUS']._serialized_end=2176
+  _globals['_STATUS']._serialized_start=2235
+  _globals['_STATUS']._serialized_end=2326
   _globals['_PERSISTEDSTATE']._serialized_start=88
   _globals['_PERSISTEDSTATE']._serialized_end=305
   _globals['_INITIALIZEREQUEST']._serialized_start=307
@@ -60,24 +60,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PIPELINEREQUEST']._serialized_end=1142
   _globals['_PIPELINERESPONSE']._serialized_start=1145
   _globals['_PIPELINERESPONSE']._serialized_end=1323
-  _globals['_CALLERROR']._serialized_start=1325
-  _globals['_CALLERROR']._serialized_end=1367
-  _globals['_LISTSTEPSREQUEST']._serialized_start=1370
-  _globals['_LISTSTEPSREQUEST']._serialized_end=1544
-  _globals['_LISTSTEPSRESPONSE']._serialized_start=1546
-  _globals['_LISTSTEPSRESPONSE']._serialized_end=1611
-  _globals['_DELETEAPPREQUEST']._serialized_start=1613
-  _globals['_DELETEAPPREQUEST']._serialized_end=1693
-  _globals['_DELETEAPPRESPONSE']._serialized_start=1695
-  _globals['_DELETEAPPRESPONSE']._serialized_end=1737
-  _globals['_DELETEPARTITIONREQUEST']._serialized_start=1739
-  _globals['_DELETEPARTITIONREQUEST']._serialized_end=1809
-  _globals['_DELETEPARTITIONRESPONSE']._serialized_start=1811
-  _globals['_DELETEPARTITIONRESPONSE']._serialized_end=1881
-  _globals['_PRUNEREQUEST']._serialized_start=1884
-  _globals['_PRUNEREQUEST']._serialized_end=2043
-  _globals['_PRUNERESPONSE']._serialized_start=2045
-  _globals['_PRUNERESPONSE']._serialized_end=2083
-  _globals['_STATEPERSISTER']._serialized_start=2179
-  _globals['_STATEPERSISTER']._serialized_end=2994
+  _globals['_BATCHEDPIPELINEREQUEST']._serialized_start=1325
+  _globals['_BATCHEDPIPELINEREQUEST']._serialized_end=1396
+  _globals['_BATCHEDPIPELINERESPONSE']._serialized_start=1398
+  _globals['_BATCHEDPIPELINERESPONSE']._serialized_end=1473
+  _globals['_CALLERROR']._serialized_start=1475
+  _globals['_CALLERROR']._serialized_end=1517
+  _globals['_LISTSTEPSREQUEST']._serialized_start=1520
+  _globals['_LISTSTEPSREQUEST']._serialized_end=1694
+  _globals['_LISTSTEPSRESPONSE']._serialized_start=1696
+  _globals['_LISTSTEPSRESPONSE']._serialized_end=1761
+  _globals['_DELETEAPPREQUEST']._serialized_start=1763
+  _globals['_DELETEAPPREQUEST']._serialized_end=1843
+  _globals['_DELETEAPPRESPONSE']._serialized_start=1845
+  _globals['_DELETEAPPRESPONSE']._serialized_end=1887
+  _globals['_DELETEPARTITIONREQUEST']._serialized_start=1889
+  _globals['_DELETEPARTITIONREQUEST']._serialized_end=1959
+  _globals['_DELETEPARTITIONRESPONSE']._serialized_start=1961
+  _globals['_DELETEPARTITIONRESPONSE']._serialized_end=2031
+  _globals['_PRUNEREQUEST']._serialized_start=2034
+  _globals['_PRUNEREQUEST']._serialized_end=2193
+  _globals['_PRUNERESPONSE']._serialized_start=2195
+  _globals['_PRUNERESPONSE']._serialized_end=2233
+  _globals['_STATEPERSISTER']._serialized_start=2329
+  _globals['_STATEPERSISTER']._serialized_end=3246
 # @@protoc_insertion_point(module_scope)

@@ -133,6 +133,18 @@ class PipelineResponse(_message.Message):
     error: CallError
     def __init__(self, call_id: _Optional[int] = ..., save: _Optional[_Union[SaveResponse, _Mapping]] = ..., load: _Optional[_Union[LoadResponse, _Mapping]] = ..., error: _Optional[_Union[CallError, _Mapping]] = ...) -> None: ...
 
+class BatchedPipelineRequest(_message.Message):
+    __slots__ = ("calls",)
+    CALLS_FIELD_NUMBER: _ClassVar[int]
+    calls: _containers.RepeatedCompositeFieldContainer[PipelineRequest]
+    def __init__(self, calls: _Optional[_Iterable[_Union[PipelineRequest, _Mapping]]] = ...) -> None: ...
+
+class BatchedPipelineResponse(_message.Message):
+    __slots__ = ("answers",)
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    answers: _containers.RepeatedCompositeFieldContainer[PipelineResponse]
+    def __init__(self, answers: _Optional[_Iterable[_Union[PipelineResponse, _Mapping]]] = ...) -> None: ...
+
 class CallError(_message.Message):
     __slots__ = ("code", "message")
     CODE_FIELD_NUMBER: _ClassVar[int]

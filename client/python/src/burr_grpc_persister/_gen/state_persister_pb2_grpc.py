@@ -73,6 +73,11 @@ class StatePersisterStub:
                 request_serializer=burr_dot_state_dot_v1_dot_state__persister__pb2.PipelineRequest.SerializeToString,
                 response_deserializer=burr_dot_state_dot_v1_dot_state__persister__pb2.PipelineResponse.FromString,
                 _registered_method=True)
+        self.BatchedPipeline = channel.stream_stream(
+                '/burr.state.v1.StatePersister/BatchedPipeline',
+                request_serializer=burr_dot_state_dot_v1_dot_state__persister__pb2.BatchedPipelineRequest.SerializeToString,
+                response_deserializer=burr_dot_state_dot_v1_dot_state__persister__pb2.BatchedPipelineResponse.FromString,
+                _registered_method=True)
         self.ListSteps = channel.unary_stream(
                 '/burr.state.v1.StatePersister/ListSteps',
                 request_serializer=burr_dot_state_dot_v1_dot_state__persister__pb2.ListStepsRequest.SerializeToString,
@@ -158,7 +163,24 @@ class StatePersisterServicer:
         client that keeps sending, at half the server's shutdown grace period); calls still in transit
         then were not received and not run. A message that does not decode ends the stream with
         INVALID_ARGUMENT once the calls received before it have run and been answered; no call after
-        it is run.
+        it is run. A message over the server's message limit is not run: its call alone is answered
+        RESOURCE_EXHAUSTED and the stream goes on (a compressed one ends the stream with that code, as
+        its size is only known once inflated).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchedPipeline(self, request_iterator, context):
+        """Pipeline with its calls grouped: a request message carries one or more calls, a response
+        message one or more answers. gRPC costs both sides about the same CPU per message whatever
+        its size, so a client with several calls ready (many threads or tasks sharing it) sends them
+        in one message, and the server sends the answers that are ready at the same time in one.
+        Answers are grouped as they finish, not as the calls were: calls run concurrently and are
+        answered in any order. Everything else is Pipeline's: call_ids unique among the stream's
+        unanswered calls, per-call errors, shutdown, and a message that does not decode. A message
+        without calls is ignored. A message over the server's message limit, or one the server has
+        no room for, runs none of its calls and each is answered RESOURCE_EXHAUSTED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -231,6 +253,11 @@ def add_StatePersisterServicer_to_server(servicer, server):
                     servicer.Pipeline,
                     request_deserializer=burr_dot_state_dot_v1_dot_state__persister__pb2.PipelineRequest.FromString,
                     response_serializer=burr_dot_state_dot_v1_dot_state__persister__pb2.PipelineResponse.SerializeToString,
+            ),
+            'BatchedPipeline': grpc.stream_stream_rpc_method_handler(
+                    servicer.BatchedPipeline,
+                    request_deserializer=burr_dot_state_dot_v1_dot_state__persister__pb2.BatchedPipelineRequest.FromString,
+                    response_serializer=burr_dot_state_dot_v1_dot_state__persister__pb2.BatchedPipelineResponse.SerializeToString,
             ),
             'ListSteps': grpc.unary_stream_rpc_method_handler(
                     servicer.ListSteps,
@@ -424,6 +451,33 @@ class StatePersister:
             '/burr.state.v1.StatePersister/Pipeline',
             burr_dot_state_dot_v1_dot_state__persister__pb2.PipelineRequest.SerializeToString,
             burr_dot_state_dot_v1_dot_state__persister__pb2.PipelineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchedPipeline(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/burr.state.v1.StatePersister/BatchedPipeline',
+            burr_dot_state_dot_v1_dot_state__persister__pb2.BatchedPipelineRequest.SerializeToString,
+            burr_dot_state_dot_v1_dot_state__persister__pb2.BatchedPipelineResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file burr/state/v1/state_persister.proto.
  */
 export const file_burr_state_v1_state_persister: GenFile = /*@__PURE__*/
-  fileDesc("CiNidXJyL3N0YXRlL3YxL3N0YXRlX3BlcnNpc3Rlci5wcm90bxINYnVyci5zdGF0ZS52MSLZAQoOUGVyc2lzdGVkU3RhdGUSFQoNcGFydGl0aW9uX2tleRgBIAEoCRIOCgZhcHBfaWQYAiABKAkSEwoLc2VxdWVuY2VfaWQYAyABKAMSEAoIcG9zaXRpb24YBCABKAkSDQoFc3RhdGUYBSABKAwSJQoGc3RhdHVzGAYgASgOMhUuYnVyci5zdGF0ZS52MS5TdGF0dXMSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLc3RhdHVzX3RleHQYCCABKAkiEwoRSW5pdGlhbGl6ZVJlcXVlc3QiFAoSSW5pdGlhbGl6ZVJlc3BvbnNlIhYKFElzSW5pdGlhbGl6ZWRSZXF1ZXN0IiwKFUlzSW5pdGlhbGl6ZWRSZXNwb25zZRITCgtpbml0aWFsaXplZBgBIAEoCCLSAQoLU2F2ZVJlcXVlc3QSGgoNcGFydGl0aW9uX2tleRgBIAEoCUgAiAEBEg4KBmFwcF9pZBgCIAEoCRITCgtzZXF1ZW5jZV9pZBgDIAEoAxIQCghwb3NpdGlvbhgEIAEoCRINCgVzdGF0ZRgFIAEoDBIlCgZzdGF0dXMYBiABKA4yFS5idXJyLnN0YXRlLnYxLlN0YXR1cxIYCgtzdGF0dXNfdGV4dBgHIAEoCUgBiAEBQhAKDl9wYXJ0aXRpb25fa2V5Qg4KDF9zdGF0dXNfdGV4dCI+CgxTYXZlUmVzcG9uc2USLgoKY3JlYXRlZF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAihQEKC0xvYWRSZXF1ZXN0EhoKDXBhcnRpdGlvbl9rZXkYASABKAlIAIgBARITCgZhcHBfaWQYAiABKAlIAYgBARIYCgtzZXF1ZW5jZV9pZBgDIAEoA0gCiAEBQhAKDl9wYXJ0aXRpb25fa2V5QgkKB19hcHBfaWRCDgoMX3NlcXVlbmNlX2lkIkYKDExvYWRSZXNwb25zZRI2Cg9wZXJzaXN0ZWRfc3RhdGUYASABKAsyHS5idXJyLnN0YXRlLnYxLlBlcnNpc3RlZFN0YXRlIkEKEUxpc3RBcHBJZHNSZXF1ZXN0EhoKDXBhcnRpdGlvbl9rZXkYASABKAlIAIgBAUIQCg5fcGFydGl0aW9uX2tleSIlChJMaXN0QXBwSWRzUmVzcG9uc2USDwoHYXBwX2lkcxgBIAMoCSKCAQoPUGlwZWxpbmVSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAQSKgoEc2F2ZRgCIAEoCzIaLmJ1cnIuc3RhdGUudjEuU2F2ZVJlcXVlc3RIABIqCgRsb2FkGAMgASgLMhouYnVyci5zdGF0ZS52MS5Mb2FkUmVxdWVzdEgAQgYKBGNhbGwisgEKEFBpcGVsaW5lUmVzcG9uc2USDwoHY2FsbF9pZBgBIAEoBBIrCgRzYXZlGAIgASgLMhsuYnVyci5zdGF0ZS52MS5TYXZlUmVzcG9uc2VIABIrCgRsb2FkGAMgASgLMhsuYnVyci5zdGF0ZS52MS5Mb2FkUmVzcG9uc2VIABIpCgVlcnJvchgEIAEoCzIYLmJ1cnIuc3RhdGUudjEuQ2FsbEVycm9ySABCCAoGcmVzdWx0IioKCUNhbGxFcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkirgEKEExpc3RTdGVwc1JlcXVlc3QSGgoNcGFydGl0aW9uX2tleRgBIAEoCUgAiAEBEg4KBmFwcF9pZBgCIAEoCRIfChJiZWZvcmVfc2VxdWVuY2VfaWQYAyABKANIAYgBARINCgVsaW1pdBgEIAEoDRIVCg1pbmNsdWRlX3N0YXRlGAUgASgIQhAKDl9wYXJ0aXRpb25fa2V5QhUKE19iZWZvcmVfc2VxdWVuY2VfaWQiQQoRTGlzdFN0ZXBzUmVzcG9uc2USLAoFc3RlcHMYASADKAsyHS5idXJyLnN0YXRlLnYxLlBlcnNpc3RlZFN0YXRlIlAKEERlbGV0ZUFwcFJlcXVlc3QSGgoNcGFydGl0aW9uX2tleRgBIAEoCUgAiAEBEg4KBmFwcF9pZBgCIAEoCUIQCg5fcGFydGl0aW9uX2tleSIqChFEZWxldGVBcHBSZXNwb25zZRIVCg1zdGVwc19kZWxldGVkGAEgASgDIkYKFkRlbGV0ZVBhcnRpdGlvblJlcXVlc3QSGgoNcGFydGl0aW9uX2tleRgBIAEoCUgAiAEBQhAKDl9wYXJ0aXRpb25fa2V5IkYKF0RlbGV0ZVBhcnRpdGlvblJlc3BvbnNlEhUKDXN0ZXBzX2RlbGV0ZWQYASABKAMSFAoMYXBwc19kZWxldGVkGAIgASgDIp8BCgxQcnVuZVJlcXVlc3QSGgoNcGFydGl0aW9uX2tleRgBIAEoCUgAiAEBEhMKBmFwcF9pZBgCIAEoCUgBiAEBEhEKCWtlZXBfbGFzdBgDIAEoDRIuCgpvbGRlcl90aGFuGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIQCg5fcGFydGl0aW9uX2tleUIJCgdfYXBwX2lkIiYKDVBydW5lUmVzcG9uc2USFQoNc3RlcHNfZGVsZXRlZBgBIAEoAypbCgZTdGF0dXMSFgoSU1RBVFVTX1VOU1BFQ0lGSUVEEAASFAoQU1RBVFVTX0NPTVBMRVRFRBABEhEKDVNUQVRVU19GQUlMRUQQAhIQCgxTVEFUVVNfT1RIRVIQAzKvBgoOU3RhdGVQZXJzaXN0ZXISUQoKSW5pdGlhbGl6ZRIgLmJ1cnIuc3RhdGUudjEuSW5pdGlhbGl6ZVJlcXVlc3QaIS5idXJyLnN0YXRlLnYxLkluaXRpYWxpemVSZXNwb25zZRJaCg1Jc0luaXRpYWxpemVkEiMuYnVyci5zdGF0ZS52MS5Jc0luaXRpYWxpemVkUmVxdWVzdBokLmJ1cnIuc3RhdGUudjEuSXNJbml0aWFsaXplZFJlc3BvbnNlEj8KBFNhdmUSGi5idXJyLnN0YXRlLnYxLlNhdmVSZXF1ZXN0GhsuYnVyci5zdGF0ZS52MS5TYXZlUmVzcG9uc2USPwoETG9hZBIaLmJ1cnIuc3RhdGUudjEuTG9hZFJlcXVlc3QaGy5idXJyLnN0YXRlLnYxLkxvYWRSZXNwb25zZRJTCgpMaXN0QXBwSWRzEiAuYnVyci5zdGF0ZS52MS5MaXN0QXBwSWRzUmVxdWVzdBohLmJ1cnIuc3RhdGUudjEuTGlzdEFwcElkc1Jlc3BvbnNlMAESTwoIUGlwZWxpbmUSHi5idXJyLnN0YXRlLnYxLlBpcGVsaW5lUmVxdWVzdBofLmJ1cnIuc3RhdGUudjEuUGlwZWxpbmVSZXNwb25zZSgBMAESUAoJTGlzdFN0ZXBzEh8uYnVyci5zdGF0ZS52MS5MaXN0U3RlcHNSZXF1ZXN0GiAuYnVyci5zdGF0ZS52MS5MaXN0U3RlcHNSZXNwb25zZTABEk4KCURlbGV0ZUFwcBIfLmJ1cnIuc3RhdGUudjEuRGVsZXRlQXBwUmVxdWVzdBogLmJ1cnIuc3RhdGUudjEuRGVsZXRlQXBwUmVzcG9uc2USYAoPRGVsZXRlUGFydGl0aW9uEiUuYnVyci5zdGF0ZS52MS5EZWxldGVQYXJ0aXRpb25SZXF1ZXN0GiYuYnVyci5zdGF0ZS52MS5EZWxldGVQYXJ0aXRpb25SZXNwb25zZRJCCgVQcnVuZRIbLmJ1cnIuc3RhdGUudjEuUHJ1bmVSZXF1ZXN0GhwuYnVyci5zdGF0ZS52MS5QcnVuZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("CiNidXJyL3N0YXRlL3YxL3N0YXRlX3BlcnNpc3Rlci5wcm90bxINYnVyci5zdGF0ZS52MSLZAQoOUGVyc2lzdGVkU3RhdGUSFQoNcGFydGl0aW9uX2tleRgBIAEoCRIOCgZhcHBfaWQYAiABKAkSEwoLc2VxdWVuY2VfaWQYAyABKAMSEAoIcG9zaXRpb24YBCABKAkSDQoFc3RhdGUYBSABKAwSJQoGc3RhdHVzGAYgASgOMhUuYnVyci5zdGF0ZS52MS5TdGF0dXMSLgoKY3JlYXRlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLc3RhdHVzX3RleHQYCCABKAkiEwoRSW5pdGlhbGl6ZVJlcXVlc3QiFAoSSW5pdGlhbGl6ZVJlc3BvbnNlIhYKFElzSW5pdGlhbGl6ZWRSZXF1ZXN0IiwKFUlzSW5pdGlhbGl6ZWRSZXNwb25zZRITCgtpbml0aWFsaXplZBgBIAEoCCLSAQoLU2F2ZVJlcXVlc3QSGgoNcGFydGl0aW9uX2tleRgBIAEoCUgAiAEBEg4KBmFwcF9pZBgCIAEoCRITCgtzZXF1ZW5jZV9pZBgDIAEoAxIQCghwb3NpdGlvbhgEIAEoCRINCgVzdGF0ZRgFIAEoDBIlCgZzdGF0dXMYBiABKA4yFS5idXJyLnN0YXRlLnYxLlN0YXR1cxIYCgtzdGF0dXNfdGV4dBgHIAEoCUgBiAEBQhAKDl9wYXJ0aXRpb25fa2V5Qg4KDF9zdGF0dXNfdGV4dCI+CgxTYXZlUmVzcG9uc2USLgoKY3JlYXRlZF9hdBgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAihQEKC0xvYWRSZXF1ZXN0EhoKDXBhcnRpdGlvbl9rZXkYASABKAlIAIgBARITCgZhcHBfaWQYAiABKAlIAYgBARIYCgtzZXF1ZW5jZV9pZBgDIAEoA0gCiAEBQhAKDl9wYXJ0aXRpb25fa2V5QgkKB19hcHBfaWRCDgoMX3NlcXVlbmNlX2lkIkYKDExvYWRSZXNwb25zZRI2Cg9wZXJzaXN0ZWRfc3RhdGUYASABKAsyHS5idXJyLnN0YXRlLnYxLlBlcnNpc3RlZFN0YXRlIkEKEUxpc3RBcHBJZHNSZXF1ZXN0EhoKDXBhcnRpdGlvbl9rZXkYASABKAlIAIgBAUIQCg5fcGFydGl0aW9uX2tleSIlChJMaXN0QXBwSWRzUmVzcG9uc2USDwoHYXBwX2lkcxgBIAMoCSKCAQoPUGlwZWxpbmVSZXF1ZXN0Eg8KB2NhbGxfaWQYASABKAQSKgoEc2F2ZRgCIAEoCzIaLmJ1cnIuc3RhdGUudjEuU2F2ZVJlcXVlc3RIABIqCgRsb2FkGAMgASgLMhouYnVyci5zdGF0ZS52MS5Mb2FkUmVxdWVzdEgAQgYKBGNhbGwisgEKEFBpcGVsaW5lUmVzcG9uc2USDwoHY2FsbF9pZBgBIAEoBBIrCgRzYXZlGAIgASgLMhsuYnVyci5zdGF0ZS52MS5TYXZlUmVzcG9uc2VIABIrCgRsb2FkGAMgASgLMhsuYnVyci5zdGF0ZS52MS5Mb2FkUmVzcG9uc2VIABIpCgVlcnJvchgEIAEoCzIYLmJ1cnIuc3RhdGUudjEuQ2FsbEVycm9ySABCCAoGcmVzdWx0IkcKFkJhdGNoZWRQaXBlbGluZVJlcXVlc3QSLQoFY2FsbHMYASADKAsyHi5idXJyLnN0YXRlLnYxLlBpcGVsaW5lUmVxdWVzdCJLChdCYXRjaGVkUGlwZWxpbmVSZXNwb25zZRIwCgdhbnN3ZXJzGAEgAygLMh8uYnVyci5zdGF0ZS52MS5QaXBlbGluZVJlc3BvbnNlIioKCUNhbGxFcnJvchIMCgRjb2RlGAEgASgFEg8KB21lc3NhZ2UYAiABKAkirgEKEExpc3RTdGVwc1JlcXVlc3QSGgoNcGFydGl0aW9uX2tleRgBIAEoCUgAiAEBEg4KBmFwcF9pZBgCIAEoCRIfChJiZWZvcmVfc2VxdWVuY2VfaWQYAyABKANIAYgBARINCgVsaW1pdBgEIAEoDRIVCg1pbmNsdWRlX3N0YXRlGAUgASgIQhAKDl9wYXJ0aXRpb25fa2V5QhUKE19iZWZvcmVfc2VxdWVuY2VfaWQiQQoRTGlzdFN0ZXBzUmVzcG9uc2USLAoFc3RlcHMYASADKAsyHS5idXJyLnN0YXRlLnYxLlBlcnNpc3RlZFN0YXRlIlAKEERlbGV0ZUFwcFJlcXVlc3QSGgoNcGFydGl0aW9uX2tleRgBIAEoCUgAiAEBEg4KBmFwcF9pZBgCIAEoCUIQCg5fcGFydGl0aW9uX2tleSIqChFEZWxldGVBcHBSZXNwb25zZRIVCg1zdGVwc19kZWxldGVkGAEgASgDIkYKFkRlbGV0ZVBhcnRpdGlvblJlcXVlc3QSGgoNcGFydGl0aW9uX2tleRgBIAEoCUgAiAEBQhAKDl9wYXJ0aXRpb25fa2V5IkYKF0RlbGV0ZVBhcnRpdGlvblJlc3BvbnNlEhUKDXN0ZXBzX2RlbGV0ZWQYASABKAMSFAoMYXBwc19kZWxldGVkGAIgASgDIp8BCgxQcnVuZVJlcXVlc3QSGgoNcGFydGl0aW9uX2tleRgBIAEoCUgAiAEBEhMKBmFwcF9pZBgCIAEoCUgBiAEBEhEKCWtlZXBfbGFzdBgDIAEoDRIuCgpvbGRlcl90aGFuGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIQCg5fcGFydGl0aW9uX2tleUIJCgdfYXBwX2lkIiYKDVBydW5lUmVzcG9uc2USFQoNc3RlcHNfZGVsZXRlZBgBIAEoAypbCgZTdGF0dXMSFgoSU1RBVFVTX1VOU1BFQ0lGSUVEEAASFAoQU1RBVFVTX0NPTVBMRVRFRBABEhEKDVNUQVRVU19GQUlMRUQQAhIQCgxTVEFUVVNfT1RIRVIQAzKVBwoOU3RhdGVQZXJzaXN0ZXISUQoKSW5pdGlhbGl6ZRIgLmJ1cnIuc3RhdGUudjEuSW5pdGlhbGl6ZVJlcXVlc3QaIS5idXJyLnN0YXRlLnYxLkluaXRpYWxpemVSZXNwb25zZRJaCg1Jc0luaXRpYWxpemVkEiMuYnVyci5zdGF0ZS52MS5Jc0luaXRpYWxpemVkUmVxdWVzdBokLmJ1cnIuc3RhdGUudjEuSXNJbml0aWFsaXplZFJlc3BvbnNlEj8KBFNhdmUSGi5idXJyLnN0YXRlLnYxLlNhdmVSZXF1ZXN0GhsuYnVyci5zdGF0ZS52MS5TYXZlUmVzcG9uc2USPwoETG9hZBIaLmJ1cnIuc3RhdGUudjEuTG9hZFJlcXVlc3QaGy5idXJyLnN0YXRlLnYxLkxvYWRSZXNwb25zZRJTCgpMaXN0QXBwSWRzEiAuYnVyci5zdGF0ZS52MS5MaXN0QXBwSWRzUmVxdWVzdBohLmJ1cnIuc3RhdGUudjEuTGlzdEFwcElkc1Jlc3BvbnNlMAESTwoIUGlwZWxpbmUSHi5idXJyLnN0YXRlLnYxLlBpcGVsaW5lUmVxdWVzdBofLmJ1cnIuc3RhdGUudjEuUGlwZWxpbmVSZXNwb25zZSgBMAESZAoPQmF0Y2hlZFBpcGVsaW5lEiUuYnVyci5zdGF0ZS52MS5CYXRjaGVkUGlwZWxpbmVSZXF1ZXN0GiYuYnVyci5zdGF0ZS52MS5CYXRjaGVkUGlwZWxpbmVSZXNwb25zZSgBMAESUAoJTGlzdFN0ZXBzEh8uYnVyci5zdGF0ZS52MS5MaXN0U3RlcHNSZXF1ZXN0GiAuYnVyci5zdGF0ZS52MS5MaXN0U3RlcHNSZXNwb25zZTABEk4KCURlbGV0ZUFwcBIfLmJ1cnIuc3RhdGUudjEuRGVsZXRlQXBwUmVxdWVzdBogLmJ1cnIuc3RhdGUudjEuRGVsZXRlQXBwUmVzcG9uc2USYAoPRGVsZXRlUGFydGl0aW9uEiUuYnVyci5zdGF0ZS52MS5EZWxldGVQYXJ0aXRpb25SZXF1ZXN0GiYuYnVyci5zdGF0ZS52MS5EZWxldGVQYXJ0aXRpb25SZXNwb25zZRJCCgVQcnVuZRIbLmJ1cnIuc3RhdGUudjEuUHJ1bmVSZXF1ZXN0GhwuYnVyci5zdGF0ZS52MS5QcnVuZVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * A stored state snapshot.
@@ -430,6 +430,48 @@ export const PipelineResponseSchema: GenMessage<PipelineResponse> = /*@__PURE__*
   messageDesc(file_burr_state_v1_state_persister, 12);
 
 /**
+ * Calls of a BatchedPipeline, sent together.
+ *
+ * @generated from message burr.state.v1.BatchedPipelineRequest
+ */
+export type BatchedPipelineRequest = Message<"burr.state.v1.BatchedPipelineRequest"> & {
+  /**
+   * Each as a Pipeline's message.
+   *
+   * @generated from field: repeated burr.state.v1.PipelineRequest calls = 1;
+   */
+  calls: PipelineRequest[];
+};
+
+/**
+ * Describes the message burr.state.v1.BatchedPipelineRequest.
+ * Use `create(BatchedPipelineRequestSchema)` to create a new message.
+ */
+export const BatchedPipelineRequestSchema: GenMessage<BatchedPipelineRequest> = /*@__PURE__*/
+  messageDesc(file_burr_state_v1_state_persister, 13);
+
+/**
+ * Answers of a BatchedPipeline, sent together.
+ *
+ * @generated from message burr.state.v1.BatchedPipelineResponse
+ */
+export type BatchedPipelineResponse = Message<"burr.state.v1.BatchedPipelineResponse"> & {
+  /**
+   * Each as a Pipeline's answer, for calls of any earlier messages.
+   *
+   * @generated from field: repeated burr.state.v1.PipelineResponse answers = 1;
+   */
+  answers: PipelineResponse[];
+};
+
+/**
+ * Describes the message burr.state.v1.BatchedPipelineResponse.
+ * Use `create(BatchedPipelineResponseSchema)` to create a new message.
+ */
+export const BatchedPipelineResponseSchema: GenMessage<BatchedPipelineResponse> = /*@__PURE__*/
+  messageDesc(file_burr_state_v1_state_persister, 14);
+
+/**
  * A call that failed inside a Pipeline: the status the unary call would have ended with.
  *
  * @generated from message burr.state.v1.CallError
@@ -455,7 +497,7 @@ export type CallError = Message<"burr.state.v1.CallError"> & {
  * Use `create(CallErrorSchema)` to create a new message.
  */
 export const CallErrorSchema: GenMessage<CallError> = /*@__PURE__*/
-  messageDesc(file_burr_state_v1_state_persister, 13);
+  messageDesc(file_burr_state_v1_state_persister, 15);
 
 /**
  * Which app's history to list.
@@ -505,7 +547,7 @@ export type ListStepsRequest = Message<"burr.state.v1.ListStepsRequest"> & {
  * Use `create(ListStepsRequestSchema)` to create a new message.
  */
 export const ListStepsRequestSchema: GenMessage<ListStepsRequest> = /*@__PURE__*/
-  messageDesc(file_burr_state_v1_state_persister, 14);
+  messageDesc(file_burr_state_v1_state_persister, 16);
 
 /**
  * One chunk of an app's steps.
@@ -526,7 +568,7 @@ export type ListStepsResponse = Message<"burr.state.v1.ListStepsResponse"> & {
  * Use `create(ListStepsResponseSchema)` to create a new message.
  */
 export const ListStepsResponseSchema: GenMessage<ListStepsResponse> = /*@__PURE__*/
-  messageDesc(file_burr_state_v1_state_persister, 15);
+  messageDesc(file_burr_state_v1_state_persister, 17);
 
 /**
  * The app to delete.
@@ -554,7 +596,7 @@ export type DeleteAppRequest = Message<"burr.state.v1.DeleteAppRequest"> & {
  * Use `create(DeleteAppRequestSchema)` to create a new message.
  */
 export const DeleteAppRequestSchema: GenMessage<DeleteAppRequest> = /*@__PURE__*/
-  messageDesc(file_burr_state_v1_state_persister, 16);
+  messageDesc(file_burr_state_v1_state_persister, 18);
 
 /**
  * The answer of DeleteApp.
@@ -575,7 +617,7 @@ export type DeleteAppResponse = Message<"burr.state.v1.DeleteAppResponse"> & {
  * Use `create(DeleteAppResponseSchema)` to create a new message.
  */
 export const DeleteAppResponseSchema: GenMessage<DeleteAppResponse> = /*@__PURE__*/
-  messageDesc(file_burr_state_v1_state_persister, 17);
+  messageDesc(file_burr_state_v1_state_persister, 19);
 
 /**
  * The partition to delete.
@@ -596,7 +638,7 @@ export type DeletePartitionRequest = Message<"burr.state.v1.DeletePartitionReque
  * Use `create(DeletePartitionRequestSchema)` to create a new message.
  */
 export const DeletePartitionRequestSchema: GenMessage<DeletePartitionRequest> = /*@__PURE__*/
-  messageDesc(file_burr_state_v1_state_persister, 18);
+  messageDesc(file_burr_state_v1_state_persister, 20);
 
 /**
  * The answer of DeletePartition.
@@ -624,7 +666,7 @@ export type DeletePartitionResponse = Message<"burr.state.v1.DeletePartitionResp
  * Use `create(DeletePartitionResponseSchema)` to create a new message.
  */
 export const DeletePartitionResponseSchema: GenMessage<DeletePartitionResponse> = /*@__PURE__*/
-  messageDesc(file_burr_state_v1_state_persister, 19);
+  messageDesc(file_burr_state_v1_state_persister, 21);
 
 /**
  * Which steps to prune. At least one of keep_last and older_than is required.
@@ -667,7 +709,7 @@ export type PruneRequest = Message<"burr.state.v1.PruneRequest"> & {
  * Use `create(PruneRequestSchema)` to create a new message.
  */
 export const PruneRequestSchema: GenMessage<PruneRequest> = /*@__PURE__*/
-  messageDesc(file_burr_state_v1_state_persister, 20);
+  messageDesc(file_burr_state_v1_state_persister, 22);
 
 /**
  * The answer of Prune.
@@ -688,7 +730,7 @@ export type PruneResponse = Message<"burr.state.v1.PruneResponse"> & {
  * Use `create(PruneResponseSchema)` to create a new message.
  */
 export const PruneResponseSchema: GenMessage<PruneResponse> = /*@__PURE__*/
-  messageDesc(file_burr_state_v1_state_persister, 21);
+  messageDesc(file_burr_state_v1_state_persister, 23);
 
 /**
  * The outcome of the step whose state is saved: the two values Burr writes. Any other status
@@ -824,6 +866,24 @@ export const StatePersister: GenService<{
     methodKind: "bidi_streaming";
     input: typeof PipelineRequestSchema;
     output: typeof PipelineResponseSchema;
+  },
+  /**
+   * Pipeline with its calls grouped: a request message carries one or more calls, a response
+   * message one or more answers. gRPC costs both sides about the same CPU per message whatever
+   * its size, so a client with several calls ready (many threads or tasks sharing it) sends them
+   * in one message, and the server sends the answers that are ready at the same time in one.
+   * Answers are grouped as they finish, not as the calls were: calls run concurrently and are
+   * answered in any order. Everything else is Pipeline's: call_ids unique among the stream's
+   * unanswered calls, per-call errors, shutdown, and a message that does not decode. A message
+   * without calls is ignored. A message over the server's message limit, or one the server has
+   * no room for, runs none of its calls and each is answered RESOURCE_EXHAUSTED.
+   *
+   * @generated from rpc burr.state.v1.StatePersister.BatchedPipeline
+   */
+  batchedPipeline: {
+    methodKind: "bidi_streaming";
+    input: typeof BatchedPipelineRequestSchema;
+    output: typeof BatchedPipelineResponseSchema;
   },
   /**
    * Streams an app's stored steps, newest first: sequence_id descending, and for steps that
