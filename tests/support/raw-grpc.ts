@@ -1,5 +1,6 @@
 /** A schema-free gRPC client for tests that must send what a well-behaved client never would. */
 import * as grpc from "@grpc/grpc-js";
+import { pipelinePath } from "../../server/src/grpc/pipelined";
 
 export function rawUnary(
   address: string,
@@ -17,7 +18,7 @@ export function rawUnary(
   });
 }
 
-/** A Pipeline stream of raw messages: what arrives, and the status it ends with. */
+/** A Pipeline (or BatchedPipeline) stream of raw messages: what arrives, and the status it ends with. */
 export interface RawPipeline {
   send(message: Uint8Array): void;
   /** Half-closes: no more calls from this side. */
@@ -33,10 +34,11 @@ export interface RawPipeline {
   status: Promise<{ code: number; details: string }>;
 }
 
-export function rawPipeline(address: string, metadata = new grpc.Metadata()): RawPipeline {
+/** `path`: the pipelined method to call, Pipeline or BatchedPipeline (server/src/grpc/pipelined.ts). */
+export function rawPipeline(address: string, metadata = new grpc.Metadata(), path = pipelinePath): RawPipeline {
   const client = new grpc.Client(address, grpc.credentials.createInsecure());
   const bytes = (value: Buffer) => value;
-  const stream = client.makeBidiStreamRequest("/burr.state.v1.StatePersister/Pipeline", bytes, bytes, metadata, { deadline: Date.now() + 30_000 });
+  const stream = client.makeBidiStreamRequest(path, bytes, bytes, metadata, { deadline: Date.now() + 30_000 });
   const answers: Buffer[] = [];
   const waiters: Array<() => void> = [];
   stream.on("data", (answer: Buffer) => {
