@@ -75,7 +75,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     // Connections whose calls have all ended are asked to go (GOAWAY; clients reconnect when needed).
     "grpc.max_connection_idle_ms": 5 * 60_000,
   });
-  const service = stateService(options.persister, options.log, options.metrics && ((path, code, seconds) => options.metrics!.observeCall(path, code, seconds)));
+  const service = stateService(options.persister, options.log, {
+    maxMessageBytes: options.maxMessageBytes,
+    observe: options.metrics && ((path, code, seconds) => options.metrics!.observeCall(path, code, seconds)),
+  });
   server.addService(service.definition, service.implementation);
   const health = new HealthService([StatePersister.typeName]);
   server.addService(health.definition, health.implementation);

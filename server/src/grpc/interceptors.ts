@@ -7,6 +7,7 @@ import * as grpc from "@grpc/grpc-js";
 import { Code, PersisterError } from "@burr-state/client/protocol";
 import { everyPartition, type Action, type Grant, type TokenAuthority } from "../auth";
 import type { Metrics } from "../metrics";
+import { callsOf, isPipelined } from "./pipelined";
 import { refuseCall } from "./status";
 
 /** Per method of the StatePersister service: the right it needs and whether its request names a partition. */
@@ -25,9 +26,6 @@ const needs: Record<string, { action: Action; partitioned: boolean }> = {
 /** A Prune without partition_key covers every partition; elsewhere an absent partition is the default one. */
 const prunePath = "/burr.state.v1.StatePersister/Prune";
 
-/** A Pipeline carries Saves and Loads: each message needs what its call needs, checked per call. */
-const pipelinePath = "/burr.state.v1.StatePersister/Pipeline";
-type PipelinedCall = { call?: { case?: string; value?: { partitionKey?: unknown } } };
 
 const isHealth = (path: string) => path.startsWith("/grpc.health.v1.Health/");
 const healthWatchPath = "/grpc.health.v1.Health/Watch";
@@ -85,15 +83,18 @@ export function authInterceptor(authority: () => TokenAuthority | null): grpc.Se
             }
             forward(metadata);
           },
-          onReceiveMessage: (message: { partitionKey?: unknown } & PipelinedCall, forward) => {
+          onReceiveMessage: (message: { partitionKey?: unknown }, forward) => {
             if (ended) return;
             const grant = grantNow();
             if (grant && "code" in grant) return end(grant);
-            const pipelined = method.path === pipelinePath ? message?.call : undefined;
-            if (pipelined?.case === "save" || pipelined?.case === "load") {
-              const partitionKey = typeof pipelined.value?.partitionKey === "string" ? pipelined.value.partitionKey : "";
-              const denied = authorize(grant, pipelined.case === "save" ? "write" : "read", partitionKey);
-              if (denied) refuseCall(message, denied);
+            // A pipelined message's Saves and Loads each need what their unary call needs, checked call by call.
+            if (isPipelined(method.path)) {
+              for (const pipelined of callsOf(method.path, message)) {
+                const { call: which } = pipelined;
+                if (which.case !== "save" && which.case !== "load") continue;
+                const denied = authorize(grant, which.case === "save" ? "write" : "read", which.value.partitionKey ?? "");
+                if (denied) refuseCall(pipelined, denied);
+              }
               return forward(message);
             }
             if (need?.partitioned && typeof message?.partitionKey !== "object") {
@@ -112,7 +113,7 @@ export function authInterceptor(authority: () => TokenAuthority | null): grpc.Se
       // Pipeline answers belong to calls checked when they were received; a listing's pages are checked as they go.
       sendMessage: (message, next) => {
         if (ended) return;
-        if (method.responseStream && method.path !== pipelinePath) {
+        if (method.responseStream && !isPipelined(method.path)) {
           const grant = grantNow();
           if (grant && "code" in grant) return end(grant);
           const denied = need?.partitioned && listed !== undefined ? authorize(grant, need.action, listed) : null;
@@ -132,7 +133,7 @@ export function authInterceptor(authority: () => TokenAuthority | null): grpc.Se
 export function defaultDeadlineInterceptor(deadlineMs: number): grpc.ServerInterceptor {
   return (method, call) => {
     // Health Watch streams are meant to stay open for as long as the watcher wants them.
-    if (call.getDeadline() !== Infinity || method.path === pipelinePath || method.path === healthWatchPath) return new grpc.ServerInterceptingCall(call);
+    if (call.getDeadline() !== Infinity || isPipelined(method.path) || method.path === healthWatchPath) return new grpc.ServerInterceptingCall(call);
     let timer: NodeJS.Timeout | undefined;
     const clear = () => clearTimeout(timer);
     return new grpc.ServerInterceptingCall(call, {
