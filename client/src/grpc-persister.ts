@@ -51,11 +51,11 @@ export class RawGrpcPersister implements AsyncStatePersister<Uint8Array> {
   constructor(private readonly options: ResolvedOptions<unknown>) {
     const credentials = channelCredentials(options.tls);
     this.client = new StatePersisterClient(options.address, credentials, options.channelOptions) as unknown as grpc.Client & Record<string, Unary>;
-    const openPipeline = this.client.pipeline as unknown as (metadata: grpc.Metadata) => PipelineStream;
+    const openPipeline = this.client.batchedPipeline as unknown as (metadata: grpc.Metadata) => PipelineStream;
     this.pipeline = new CallPipeline(() => openPipeline.call(this.client, callMetadata(options.token)), options.address);
   }
 
-  /** A Save or Load: on the pipeline, or unary when the server has none or the state is large. */
+  /** A Save or Load: on the pipeline, or unary when the server has no BatchedPipeline or the state is large. */
   private async pipelined<T>(method: "save" | "load", request: object, call: PipelinedCall, large: boolean): Promise<T> {
     if (this.pipeline.supported && !large) {
       try {

@@ -1,17 +1,21 @@
 /**
- * Save and Load calls multiplexed over one Pipeline stream (see the .proto): a call costs one
- * message instead of one HTTP/2 stream, several times cheaper in grpc-js on both sides. The
- * stream opens on the first call, ends after a short idle time (an open stream would keep the
- * process alive), and is replaced when it fails; calls it leaves unanswered fail with its status.
+ * Save and Load calls multiplexed over one BatchedPipeline stream (see the .proto): a call costs
+ * a share of one message instead of one HTTP/2 stream. gRPC costs about the same CPU per message
+ * whatever its size, so the calls made in one turn of the event loop are queued and sent together
+ * once that turn's code is done (call-batches.ts bounds a message). The stream opens on the first
+ * call, ends after a short idle time (an open stream would keep the process alive), and is
+ * replaced when it fails; calls it leaves unanswered fail with its status. A server without
+ * BatchedPipeline (0.2.0 and older) answers UNIMPLEMENTED: the caller then sends unary calls.
  */
 import type * as grpc from "@grpc/grpc-js";
+import { takeMessage } from "./call-batches";
 import { Code, PersisterError } from "./errors";
-import type { PipelineRequest, PipelineResponse } from "./gen/burr/state/v1/state_persister_pb";
+import type { BatchedPipelineRequest, BatchedPipelineResponse, PipelineRequest, PipelineResponse } from "./gen/burr/state/v1/state_persister_pb";
 import { persisterError } from "./wire";
 
 export type PipelinedCall = PipelineRequest["call"];
 export type PipelinedResult = Exclude<PipelineResponse["result"], { case: "error" } | { case: undefined }>;
-export type PipelineStream = grpc.ClientDuplexStream<PipelineRequest, PipelineResponse>;
+export type PipelineStream = grpc.ClientDuplexStream<BatchedPipelineRequest, BatchedPipelineResponse>;
 
 /** How long an idle stream stays open for the next call. */
 const idleMs = 200;
@@ -22,9 +26,15 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-/** One open stream and the calls waiting for its answers. */
+/** One open stream, the calls not yet sent, and the calls waiting for its answers. */
 class OpenStream {
+  /** Every unsettled call, sent or still queued. */
   readonly pending = new Map<number, Pending>();
+  /** Calls not yet written, in order. */
+  private readonly queue: PipelineRequest[] = [];
+  private flushScheduled = false;
+  /** The stream's buffer is full: calls wait in the queue (and go out together) until it drains. */
+  private awaitingDrain = false;
   private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -44,14 +54,43 @@ class OpenStream {
     return pending;
   }
 
-  add(callId: number, pending: Pending): void {
+  /** Queues a call; the first of a turn schedules the flush, after the code that runs in that turn. */
+  add(request: PipelineRequest, pending: Pending): void {
     clearTimeout(this.idleTimer);
-    this.pending.set(callId, pending);
+    this.pending.set(Number(request.callId), pending);
+    this.queue.push(request);
+    if (this.flushScheduled || this.awaitingDrain) return;
+    this.flushScheduled = true;
+    process.nextTick(() => {
+      this.flushScheduled = false;
+      this.flush(false);
+    });
+  }
+
+  /**
+   * Writes the queued calls, a message at a time. When write() says the stream's buffer is full,
+   * the rest wait for 'drain' (unless `all`: before the stream is ended, everything goes).
+   */
+  flush(all: boolean): void {
+    for (;;) {
+      const calls = takeMessage(this.queue, (callId) => this.pending.has(Number(callId)));
+      if (calls.length === 0) return;
+      const open = this.stream.write({ $typeName: "burr.state.v1.BatchedPipelineRequest", calls } satisfies BatchedPipelineRequest);
+      if (!open && !all) {
+        this.awaitingDrain = true;
+        this.stream.once("drain", () => {
+          this.awaitingDrain = false;
+          this.flush(false);
+        });
+        return;
+      }
+    }
   }
 
   /** Fails every unanswered call with `error`. */
   failAll(error: PersisterError): void {
     clearTimeout(this.idleTimer);
+    this.queue.length = 0;
     for (const [callId, pending] of this.pending) {
       this.pending.delete(callId);
       clearTimeout(pending.timer);
@@ -63,7 +102,7 @@ class OpenStream {
 export class CallPipeline {
   private current: OpenStream | null = null;
   private nextCallId = 0;
-  /** False once the server answered UNIMPLEMENTED: it predates Pipeline, so calls go unary. */
+  /** False once the server answered UNIMPLEMENTED: it predates BatchedPipeline, so calls go unary. */
   supported = true;
 
   constructor(
@@ -79,14 +118,14 @@ export class CallPipeline {
       const timer = setTimeout(() => {
         if (open.settle(callId)) reject(new PersisterError(Code.DEADLINE_EXCEEDED, `no answer within ${deadlineMs} ms (server ${this.target})`));
       }, deadlineMs);
-      open.add(callId, { resolve, reject, timer });
-      open.stream.write({ $typeName: "burr.state.v1.PipelineRequest", callId: BigInt(callId), call } satisfies PipelineRequest);
+      open.add({ $typeName: "burr.state.v1.PipelineRequest", callId: BigInt(callId), call }, { resolve, reject, timer });
     });
   }
 
   close(): void {
     const open = this.current;
     this.current = null;
+    open?.flush(true);
     open?.stream.end();
   }
 
@@ -96,13 +135,8 @@ export class CallPipeline {
       if (this.current === idle) this.close();
     });
     this.current = open;
-    stream.on("data", (response: PipelineResponse) => {
-      const pending = open.settle(Number(response.callId));
-      if (!pending) return;
-      const result = response.result;
-      if (result.case === "error") pending.reject(persisterError({ code: result.value.code, details: result.value.message }, this.target));
-      else if (result.case === undefined) pending.reject(new PersisterError(Code.DATA_LOSS, `the server answered call ${response.callId} with nothing (server ${this.target})`));
-      else pending.resolve(result);
+    stream.on("data", (response: BatchedPipelineResponse) => {
+      for (const answer of response.answers) this.answer(open, answer);
     });
     // 'status' comes once, for success and failure alike; 'error' would throw without a listener.
     stream.on("error", () => {});
@@ -116,5 +150,14 @@ export class CallPipeline {
       open.failAll(error);
     });
     return open;
+  }
+
+  private answer(open: OpenStream, answer: PipelineResponse): void {
+    const pending = open.settle(Number(answer.callId));
+    if (!pending) return;
+    const result = answer.result;
+    if (result.case === "error") pending.reject(persisterError({ code: result.value.code, details: result.value.message }, this.target));
+    else if (result.case === undefined) pending.reject(new PersisterError(Code.DATA_LOSS, `the server answered call ${answer.callId} with nothing (server ${this.target})`));
+    else pending.resolve(result);
   }
 }

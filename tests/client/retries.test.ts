@@ -1,8 +1,8 @@
 /**
  * Which calls the clients retry on UNAVAILABLE: a server that always answers UNAVAILABLE counts
  * the attempts. Reads and Initialize are retried with backoff; Save, which may have landed, never.
- * Saves and Loads go over the Pipeline stream; against a server that has no Pipeline method
- * (UNIMPLEMENTED) the clients fall back to the unary calls.
+ * Saves and Loads go over the BatchedPipeline stream; against a server that has no such method
+ * (UNIMPLEMENTED; 0.2.0 had Pipeline only) the clients fall back to the unary calls.
  */
 import { Worker } from "node:worker_threads";
 import { GrpcStatePersister } from "../../client/src/grpc-persister";
@@ -23,7 +23,7 @@ const serverCode = `
   const definition = {};
   const handlers = {};
   workerData.methods.forEach((m, i) => {
-    if (m.name === "Pipeline" && !workerData.withPipeline) return;
+    if (m.name === "BatchedPipeline" && !workerData.withBatchedPipeline) return;
     definition[m.localName] = { path: "/burr.state.v1.StatePersister/" + m.name, requestStream: m.kind === "bidi_streaming",
       responseStream: m.kind !== "unary",
       requestSerialize: same, requestDeserialize: same, responseSerialize: same, responseDeserialize: same };
@@ -46,8 +46,8 @@ const attempts = () => {
 };
 const workers: Worker[] = [];
 
-async function alwaysUnavailable(withPipeline: boolean): Promise<string> {
-  const worker = new Worker(serverCode, { eval: true, workerData: { grpcPath: require.resolve("@grpc/grpc-js"), counts: counts.buffer, methods, withPipeline } });
+async function alwaysUnavailable(withBatchedPipeline: boolean): Promise<string> {
+  const worker = new Worker(serverCode, { eval: true, workerData: { grpcPath: require.resolve("@grpc/grpc-js"), counts: counts.buffer, methods, withBatchedPipeline } });
   workers.push(worker);
   return `127.0.0.1:${await new Promise<number>((resolve) => worker.once("message", resolve))}`;
 }
@@ -59,12 +59,12 @@ const retry = { attempts: 4, initialBackoffMs: 20, maxBackoffMs: 80 };
 const step = { appId: "a", sequenceId: 0, position: "p", state: {}, status: "completed" as const };
 
 describe.each([
-  ["with Pipeline", true, "Pipeline", "Pipeline"],
-  ["without Pipeline (unary fallback)", false, "Save", "Load"],
-])("a server %s", (_name, withPipeline, saveMethod, loadMethod) => {
+  ["with BatchedPipeline", true, "BatchedPipeline", "BatchedPipeline"],
+  ["with Pipeline but no BatchedPipeline (unary fallback)", false, "Save", "Load"],
+])("a server %s", (_name, withBatchedPipeline, saveMethod, loadMethod) => {
   let address: string;
   beforeAll(async () => {
-    address = await alwaysUnavailable(withPipeline);
+    address = await alwaysUnavailable(withBatchedPipeline);
   });
 
   test("async client: Load, ListAppIds, IsInitialized and Initialize are tried 4 times; Save once", async () => {

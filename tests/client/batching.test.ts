@@ -1,0 +1,124 @@
+/**
+ * The async client sends the calls made in one turn of the event loop together, as few
+ * BatchedPipeline messages as its bounds allow, and settles each call with its own answer. A
+ * grpc-js server records the calls of each message it receives and answers as each test says.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { create } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import { maxCallsPerMessage } from "../../client/src/call-batches";
+import { rawCodec } from "../../client/src/codec";
+import { Code } from "../../client/src/errors";
+import { serviceDefinition } from "../../client/src/grpc-definition";
+import { GrpcStatePersister } from "../../client/src/grpc-persister";
+import {
+  BatchedPipelineResponseSchema,
+  CallErrorSchema,
+  LoadResponseSchema,
+  PersistedStateSchema,
+  PipelineResponseSchema,
+  SaveResponseSchema,
+  StatePersister,
+  Status,
+  type BatchedPipelineRequest,
+  type BatchedPipelineResponse,
+  type PipelineRequest,
+  type PipelineResponse,
+} from "../../client/src/gen/burr/state/v1/state_persister_pb";
+
+type Stream = grpc.ServerDuplexStream<BatchedPipelineRequest, BatchedPipelineResponse>;
+
+/** The calls of each message received, in order. */
+let messages: PipelineRequest[][];
+/** What the server does with a message's calls: each test's own. */
+let onMessage: (calls: PipelineRequest[], stream: Stream) => void;
+
+const server = new grpc.Server();
+server.addService(serviceDefinition(StatePersister), {
+  batchedPipeline: (stream: Stream) => {
+    stream.on("data", ({ calls }: BatchedPipelineRequest) => {
+      messages.push(calls);
+      onMessage(calls, stream);
+    });
+    stream.on("end", () => stream.end());
+  },
+});
+let client: GrpcStatePersister<Uint8Array>;
+
+beforeAll(async () => {
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+  );
+  client = new GrpcStatePersister({ address: `127.0.0.1:${port}`, codec: rawCodec, retry: { attempts: 1 } });
+});
+afterAll(async () => {
+  await client.close();
+  server.forceShutdown();
+});
+beforeEach(() => {
+  messages = [];
+});
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+const text = (state: Uint8Array | undefined) => new TextDecoder().decode(state);
+const appOf = (request: PipelineRequest) => request.call.value!.appId;
+const saved = (request: PipelineRequest): PipelineResponse =>
+  create(PipelineResponseSchema, { callId: request.callId, result: { case: "save", value: create(SaveResponseSchema, { createdAt: timestampNow() }) } });
+const refused = (request: PipelineRequest): PipelineResponse =>
+  create(PipelineResponseSchema, { callId: request.callId, result: { case: "error", value: create(CallErrorSchema, { code: Code.ALREADY_EXISTS, message: `${appOf(request)} exists` }) } });
+/** A Load's answer whose state names the app asked for. */
+const loaded = (request: PipelineRequest): PipelineResponse =>
+  create(PipelineResponseSchema, {
+    callId: request.callId,
+    result: {
+      case: "load",
+      value: create(LoadResponseSchema, {
+        persistedState: create(PersistedStateSchema, { appId: appOf(request), position: "p", state: bytes(`state of ${appOf(request)}`), status: Status.COMPLETED, createdAt: timestampNow() }),
+      }),
+    },
+  });
+const answer = (stream: Stream, answers: PipelineResponse[]) => stream.write(create(BatchedPipelineResponseSchema, { answers }));
+const step = (appId: string) => ({ appId, sequenceId: 0, position: "p", state: bytes("{}"), status: "completed" as const });
+
+test("calls made in one turn arrive in as few messages as the bound allows; each settles with its own answer, in any order", async () => {
+  onMessage = (calls, stream) => {
+    // Answered backwards, a few per message, so no answer lines up with its call by position.
+    const answers = calls.map(loaded).reverse();
+    for (let i = 0; i < answers.length; i += 7) answer(stream, answers.slice(i, i + 7));
+  };
+  const calls = maxCallsPerMessage + 44;
+  const apps = Array.from({ length: calls }, (_, i) => `app-${i}`);
+  const states = await Promise.all(apps.map((appId) => client.load({ appId })));
+  expect(messages.map((calls) => calls.length)).toEqual([maxCallsPerMessage, 44]);
+  expect(messages.flat().map(appOf)).toEqual(apps);
+  expect(states.map((row) => [row?.appId, text(row?.state)])).toEqual(apps.map((appId) => [appId, `state of ${appId}`]));
+});
+
+test("an error answer fails its call alone", async () => {
+  onMessage = (calls, stream) => answer(stream, calls.map((call) => (appOf(call) === "taken" ? refused(call) : saved(call))));
+  const results = await Promise.allSettled(["a", "taken", "b"].map((appId) => client.save(step(appId))));
+  expect(messages).toHaveLength(1);
+  expect(results).toEqual([
+    { status: "fulfilled", value: { createdAt: expect.any(Date) } },
+    { status: "rejected", reason: expect.objectContaining({ code: Code.ALREADY_EXISTS, message: expect.stringContaining("taken exists") }) },
+    { status: "fulfilled", value: { createdAt: expect.any(Date) } },
+  ]);
+});
+
+test("a stream that fails fails exactly the calls it left unanswered, with its status; the next call opens a new stream", async () => {
+  onMessage = (calls, stream) => {
+    stream.write(create(BatchedPipelineResponseSchema, { answers: calls.slice(0, 4).map(saved) }), () =>
+      stream.emit("error", { code: grpc.status.UNAVAILABLE, details: "the server went away" }),
+    );
+  };
+  const apps = Array.from({ length: 10 }, (_, i) => `app-${i}`);
+  const results = await Promise.allSettled(apps.map((appId) => client.save(step(appId))));
+  expect(messages).toHaveLength(1);
+  expect(results.map((result) => result.status)).toEqual([...Array(4).fill("fulfilled"), ...Array(6).fill("rejected")]);
+  for (const result of results.slice(4)) {
+    expect(result).toMatchObject({ reason: { code: Code.UNAVAILABLE, message: expect.stringContaining("the server went away") } });
+  }
+  onMessage = (calls, stream) => answer(stream, calls.map(saved));
+  await expect(client.save(step("after"))).resolves.toEqual({ createdAt: expect.any(Date) });
+  expect(messages.map((calls) => calls.map(appOf))).toEqual([apps, ["after"]]);
+});
