@@ -1,5 +1,6 @@
 """The asyncio twin of ``_pipeline.CallPipeline``: Save and Load calls multiplexed over one
-grpc.aio Pipeline stream, with the same rules (see ``_pipeline``) and the same helpers."""
+grpc.aio BatchedPipeline stream, with the same rules (see ``_pipeline``: the calls queued while a
+message is sent go together in the next) and the same helpers."""
 
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ from ._pipeline import (
     Call,
     PipelineCallError,
     Result,
+    _batch,
     _deadline_exceeded,
     _outcome,
     _request,
     _stream_failure,
 )
 
-Requests = Union[AsyncIterator[pb.PipelineRequest], Iterator[pb.PipelineRequest]]
+Requests = Union[AsyncIterator[pb.BatchedPipelineRequest], Iterator[pb.BatchedPipelineRequest]]
 
 
 def _answer(future: asyncio.Future, response: pb.PipelineResponse):
@@ -46,27 +48,28 @@ class _Stream:
 
 
 class AsyncCallPipeline:
-    """The Pipeline stream of one async persister, shared by all its tasks.
+    """The BatchedPipeline stream of one async persister, shared by all its tasks.
 
-    grpc.aio sends what the request generator yields (from a task of its own); a reader task hands
-    each answer to the Future its caller awaits. Everything runs on the stream's event loop, so no
+    grpc.aio sends what the request generator yields (from a task of its own): each message
+    carries the calls queued since the previous one. A reader task hands each answer to the Future
+    its caller awaits. Everything runs on the stream's event loop, so no
     locks: a new loop (a second ``asyncio.run``) gets a stream of its own.
     """
 
     def __init__(
         self,
-        open_stream: Callable[[Requests], AsyncIterator[pb.PipelineResponse]],
+        open_stream: Callable[[Requests], AsyncIterator[pb.BatchedPipelineResponse]],
         deadline_seconds: float,
     ):
         """
-        :param open_stream: starts a Pipeline call that sends these requests (the stub's method).
+        :param open_stream: starts a BatchedPipeline call that sends these requests (the stub's method).
         :param deadline_seconds: how long a call waits for its answer.
         """
         self._open_stream = open_stream
         self._deadline_seconds = deadline_seconds
         self._current: Optional[_Stream] = None
         self._call_ids = itertools.count(1)
-        #: False once the server answered UNIMPLEMENTED: it has no Pipeline, calls go unary.
+        #: False once the server answered UNIMPLEMENTED: it has no BatchedPipeline, calls go unary.
         self.supported = True
 
     async def call(self, call: Call) -> Result:
@@ -123,17 +126,28 @@ class AsyncCallPipeline:
         self._current = None
         stream.requests.put_nowait(_END)
 
-    async def _requests(self, stream: _Stream) -> AsyncIterator[pb.PipelineRequest]:
-        while (item := await stream.requests.get()) is not _END:
-            yield item
+    async def _requests(self, stream: _Stream) -> AsyncIterator[pb.BatchedPipelineRequest]:
+        def take_ready():
+            try:
+                return stream.requests.get_nowait()
+            except asyncio.QueueEmpty:
+                return None
 
-    async def _read(self, stream: _Stream, responses: AsyncIterator[pb.PipelineResponse]):
+        item = await stream.requests.get()
+        while item is not _END:
+            message, item = _batch(item, take_ready)
+            yield message
+            if item is None:
+                item = await stream.requests.get()
+
+    async def _read(self, stream: _Stream, responses: AsyncIterator[pb.BatchedPipelineResponse]):
         error: Optional[grpc.RpcError] = None
         try:
-            async for response in responses:
-                future = stream.pending.pop(response.call_id, None)
-                if future is not None and not future.done():  # else its caller stopped waiting
-                    _answer(future, response)
+            async for message in responses:
+                for answer in message.answers:
+                    future = stream.pending.pop(answer.call_id, None)
+                    if future is not None and not future.done():  # else its caller stopped waiting
+                        _answer(future, answer)
         except grpc.RpcError as failure:
             error = failure
         except asyncio.CancelledError:  # the channel was closed under the stream

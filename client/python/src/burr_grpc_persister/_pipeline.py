@@ -1,10 +1,14 @@
-"""Save and Load calls multiplexed over one Pipeline stream (see the .proto).
+"""Save and Load calls multiplexed over one BatchedPipeline stream (see the .proto).
 
-A pipelined call costs the server one message instead of one HTTP/2 stream, several times less
-CPU than a unary Save or Load. The stream opens on the first call, ends after a short idle time,
-and is replaced when it fails; the calls it leaves unanswered fail with its status. Failures are
-raised as ``grpc.RpcError`` (``code()``, ``details()``), like those of unary calls, so the
-persisters map them to their errors and retry them the same way.
+A pipelined call costs the server part of a message instead of one HTTP/2 stream, several times
+less CPU than a unary Save or Load. gRPC costs each side about the same CPU per message whatever
+its size, so the calls queued while a message is sent go together in the next one (up to
+MAX_BATCH_CALLS calls or MAX_BATCH_BYTES), and the server groups its answers the same way. The
+stream opens on the first call, ends after a short idle time, and is replaced when it fails; the
+calls it leaves unanswered fail with its status. Failures are raised as ``grpc.RpcError``
+(``code()``, ``details()``), like those of unary calls, so the persisters map them to their
+errors and retry them the same way. A server without BatchedPipeline (0.2.0 and older, which
+answer UNIMPLEMENTED) gets unary calls.
 """
 
 from __future__ import annotations
@@ -23,6 +27,14 @@ IDLE_SECONDS = 0.2
 
 #: States this large go as unary calls, so they never hold up the small calls queued behind them.
 UNARY_FROM_BYTES = 1024 * 1024
+
+#: At most this many calls in one message: the rest go in the next.
+MAX_BATCH_CALLS = 256
+
+#: A message holds more than one call only while its encoded calls stay within this many bytes,
+#: well under the server's message limit (16 MiB by default, 1 MiB in this project's tests), over
+#: which it would refuse every call of the message.
+MAX_BATCH_BYTES = 512 * 1024
 
 Call = Union[pb.SaveRequest, pb.LoadRequest]
 Result = Union[pb.SaveResponse, pb.LoadResponse]
@@ -51,6 +63,27 @@ def _request(call_id: int, call: Call) -> pb.PipelineRequest:
     if isinstance(call, pb.SaveRequest):
         return pb.PipelineRequest(call_id=call_id, save=call)
     return pb.PipelineRequest(call_id=call_id, load=call)
+
+
+def _batch(
+    first: pb.PipelineRequest, take_ready: Callable[[], object]
+) -> tuple[pb.BatchedPipelineRequest, object]:
+    """One message: ``first`` and the items ``take_ready`` gives (None when nothing is queued),
+    up to MAX_BATCH_CALLS calls and MAX_BATCH_BYTES. Returns it and the item taken but not sent
+    (_END, or a call that did not fit, which starts the next message), else None."""
+    calls = [first]
+    size = first.ByteSize()
+    while len(calls) < MAX_BATCH_CALLS:
+        item = take_ready()
+        if item is None:
+            break
+        if item is _END:
+            return pb.BatchedPipelineRequest(calls=calls), item
+        size += item.ByteSize()
+        if size > MAX_BATCH_BYTES:
+            return pb.BatchedPipelineRequest(calls=calls), item
+        calls.append(item)
+    return pb.BatchedPipelineRequest(calls=calls), None
 
 
 def _outcome(response: pb.PipelineResponse) -> Union[Result, PipelineCallError]:
@@ -113,19 +146,22 @@ class _Stream:
 
 
 class CallPipeline:
-    """The Pipeline stream of one synchronous persister, shared by all its threads.
+    """The BatchedPipeline stream of one synchronous persister, shared by all its threads.
 
-    grpcio sends what the request generator yields (from a thread of its own); a reader thread
-    (a daemon, one per stream) hands each answer to the caller waiting for it.
+    grpcio sends what the request generator yields (from a thread of its own): each message
+    carries the calls queued since the previous one. A reader thread (a daemon, one per stream)
+    hands each answer to the caller waiting for it.
     """
 
     def __init__(
         self,
-        open_stream: Callable[[Iterator[pb.PipelineRequest]], Iterator[pb.PipelineResponse]],
+        open_stream: Callable[
+            [Iterator[pb.BatchedPipelineRequest]], Iterator[pb.BatchedPipelineResponse]
+        ],
         deadline_seconds: float,
     ):
         """
-        :param open_stream: starts a Pipeline call that sends these requests (the stub's method).
+        :param open_stream: starts a BatchedPipeline call that sends these requests (the stub's method).
         :param deadline_seconds: how long a call waits for its answer.
         """
         self._open_stream = open_stream
@@ -133,7 +169,7 @@ class CallPipeline:
         self._lock = threading.Lock()
         self._current: Optional[_Stream] = None
         self._call_ids = itertools.count(1)
-        #: False once the server answered UNIMPLEMENTED: it has no Pipeline, calls go unary.
+        #: False once the server answered UNIMPLEMENTED: it has no BatchedPipeline, calls go unary.
         self.supported = True
 
     def call(self, call: Call) -> Result:
@@ -170,31 +206,45 @@ class CallPipeline:
         self._current = stream
         return stream
 
-    def _requests(self, stream: _Stream) -> Iterator[pb.PipelineRequest]:
+    def _requests(self, stream: _Stream) -> Iterator[pb.BatchedPipelineRequest]:
+        def take_ready():
+            try:
+                return stream.requests.get_nowait()
+            except queue.Empty:
+                return None
+
+        item = None
+        while True:
+            if item is None:
+                item = self._next_or_end(stream)
+            if item is _END:
+                return
+            message, item = _batch(item, take_ready)
+            yield message
+
+    def _next_or_end(self, stream: _Stream):
+        """The next queued item, waited for; _END once the stream has been idle for IDLE_SECONDS
+        (the request side then ends, the server ends the stream, the next call opens a new one)."""
         while True:
             try:
-                item = stream.requests.get(timeout=IDLE_SECONDS)
+                return stream.requests.get(timeout=IDLE_SECONDS)
             except queue.Empty:
                 with self._lock:
                     if stream.pending or not stream.requests.empty():
                         continue
-                    # Idle: end the request side (the server then ends the stream); the next
-                    # call opens a new one.
                     if self._current is stream:
                         self._current = None
-                return
-            if item is _END:
-                return
-            yield item
+                return _END
 
-    def _read(self, stream: _Stream, responses: Iterator[pb.PipelineResponse]):
+    def _read(self, stream: _Stream, responses: Iterator[pb.BatchedPipelineResponse]):
         error: Optional[grpc.RpcError] = None
         try:
-            for response in responses:
-                with self._lock:
-                    waiter = stream.pending.pop(response.call_id, None)
-                if waiter is not None:  # else its caller stopped waiting
-                    waiter.deliver(_outcome(response))
+            for message in responses:
+                with self._lock:  # once per message: its callers are woken outside the lock
+                    answered = [(stream.pending.pop(a.call_id, None), a) for a in message.answers]
+                for waiter, answer in answered:
+                    if waiter is not None:  # else its caller stopped waiting
+                        waiter.deliver(_outcome(answer))
         except grpc.RpcError as failure:
             error = failure
             if failure.code() == grpc.StatusCode.UNIMPLEMENTED:

@@ -232,7 +232,7 @@ class AsyncGrpcStatePersister(AsyncBaseStatePersister, PersisterBase):
     def _open_pipeline(
         self, requests: AsyncIterator[pb.PipelineRequest]
     ) -> AsyncIterator[pb.PipelineResponse]:
-        return self._current_stub().Pipeline(requests, metadata=self.settings.metadata())
+        return self._current_stub().BatchedPipeline(requests, metadata=self.settings.metadata())
 
     def _current_stub(self) -> StatePersisterStub:
         # A grpc.aio channel belongs to the loop it was opened in; a new loop (a second

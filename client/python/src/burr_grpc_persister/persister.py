@@ -254,7 +254,7 @@ class GrpcStatePersister(BaseStatePersister, PersisterBase):
         return unary(request, **self._unary_options())
 
     def _open_pipeline(self, requests: Iterator[pb.PipelineRequest]) -> Iterator[pb.PipelineResponse]:
-        return self._current_stub().Pipeline(requests, metadata=self.settings.metadata())
+        return self._current_stub().BatchedPipeline(requests, metadata=self.settings.metadata())
 
     def _disconnect(self):
         """No channel or pipeline until the next call opens them. A forked child starts over here
