@@ -6,19 +6,20 @@
  * interceptor below puts a filter between each call's HTTP/2 stream and grpc-js's reader:
  *
  * - a message that fits is passed on and counted until the call's answer is sent (a pipelined
- *   call: until the answer carrying its call_id is sent) or the stream ends;
+ *   message: until an answer carrying each of its calls' call_ids is sent) or the stream ends;
  * - a message that does not fit is not buffered at all: a unary call (Save, Load, ...) is
- *   answered RESOURCE_EXHAUSTED at once; a pipelined call's bytes are skipped (only its call_id
- *   is picked out on the way) and grpc-js gets a stand-in message, which this interceptor marks
- *   so that the Pipeline handler answers that one call RESOURCE_EXHAUSTED and the stream goes on.
+ *   answered RESOURCE_EXHAUSTED at once; a pipelined message's bytes are skipped (only its
+ *   calls' call_ids are picked out on the way) and grpc-js gets a stand-in message with those
+ *   calls, which this interceptor marks so that the handler answers each of them
+ *   RESOURCE_EXHAUSTED and the stream goes on.
  *
  * Refusals are logged with fixed fields, so the logger's summarizing of repeated error lines
  * makes a flood one line per window.
  *
  * Compressed messages count as --max-message-bytes (their inflated size is unknown up front).
- * A pipelined call over --max-message-bytes is skipped the same way and answered
- * RESOURCE_EXHAUSTED on its own: left to grpc-js, it would end the whole stream and lose the
- * answers of the calls running on it. Other messages over the limit (unary, compressed) are left
+ * A pipelined message over --max-message-bytes is skipped the same way and its calls answered
+ * RESOURCE_EXHAUSTED: left to grpc-js, it would end the whole stream and lose the answers of the
+ * calls running on it. Other messages over the limit (unary, compressed) are left
  * to grpc-js, which refuses them.
  *
  * The filter needs the call's HTTP/2 stream, which grpc-js 1.14 keeps on its innermost call
@@ -30,10 +31,9 @@ import { randomBytes } from "node:crypto";
 import * as http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { Code, PersisterError } from "@burr-state/client/protocol";
+import { answersOf, batchedPipelinePath, callsOf, isPipelined } from "./grpc/pipelined";
 import { refuseCall } from "./grpc/status";
 import type { Logger } from "./log";
-
-const pipelinePath = "/burr.state.v1.StatePersister/Pipeline";
 
 /** The field number of the stand-in's marker: the largest protobuf allows, unused by the contract. */
 const markerField = 536_870_911;
@@ -94,13 +94,19 @@ export class InflightBudget {
     return this.refusal(bytes, tooLarge);
   }
 
-  /** The stand-in for a refused pipelined call: PipelineRequest { call_id } plus the marker (nonce, why, size). */
-  private standIn(callId: bigint, bytes: number, tooLarge: boolean): Buffer {
+  /**
+   * The stand-in for a refused pipelined message: PipelineRequest { call_id }, or
+   * BatchedPipelineRequest { calls: [{ call_id }, ...] }, plus the marker (nonce, why, size). A
+   * call_id of 0 is left out (the default), so a stand-in is never larger than the calls it replaces.
+   */
+  private standIn(batched: boolean, callIds: bigint[], bytes: number, tooLarge: boolean): Buffer {
     const payload = Buffer.alloc(this.nonce.length + 5);
     this.nonce.copy(payload);
     payload[this.nonce.length] = tooLarge ? 1 : 0;
     payload.writeUInt32BE(bytes, this.nonce.length + 1);
-    const body = Buffer.concat([varint(0x08n), varint(callId), varint((BigInt(markerField) << 3n) | 2n), varint(BigInt(payload.length)), payload]);
+    const call = (callId: bigint) => (callId === 0n ? Buffer.alloc(0) : Buffer.concat([varint(0x08n), varint(callId)]));
+    const calls = batched ? callIds.map((callId) => lengthDelimited(1, call(callId))) : [call(callIds[0] ?? 0n)];
+    const body = Buffer.concat([...calls, lengthDelimited(markerField, payload)]);
     const frame = Buffer.alloc(5);
     frame.writeUInt32BE(body.length, 1);
     return Buffer.concat([frame, body]);
@@ -127,30 +133,22 @@ export class InflightBudget {
       }
       return new grpc.ServerInterceptingCall(call);
     }
-    const pipelined = method.path === pipelinePath;
-    const tickets = new Set<Ticket>();
-    const release = (ticket: Ticket) => {
-      if (tickets.delete(ticket)) this.give(ticket.bytes);
-    };
-    const releaseAll = () => tickets.forEach(release);
-    /** A pipelined answer frees its call: of the calls with that id, the smallest (so the count never falls below the truth). */
-    const releaseCall = (callId: unknown) => {
-      let smallest: Ticket | undefined;
-      for (const ticket of tickets) if (ticket.callId === callId && (!smallest || ticket.bytes < smallest.bytes)) smallest = ticket;
-      if (smallest) release(smallest);
-    };
-    /** A refused pipelined call: skipped, and answered on its own. */
+    const path = method.path;
+    const pipelined = isPipelined(path);
+    const batched = path === batchedPipelinePath;
+    const tickets = new StreamTickets((bytes) => this.give(bytes));
+    /** A refused pipelined message: skipped, and its calls answered on their own. */
     const standInDecision = (bytes: number, tooLarge: boolean): Decision => {
-      // A ticket of 0 bytes: the refusal's answer releases it, not an admitted call's that has the same call_id.
+      // A ticket of 0 bytes: the refusals' answers count against it, not against admitted calls that have the same call_ids.
       const ticket: Ticket = { bytes: 0 };
       tickets.add(ticket);
-      return { admit: false, ticket, standIn: (callId) => this.standIn(callId, bytes, tooLarge) };
+      return { admit: false, ticket, standIn: (callIds) => this.standIn(batched, callIds, bytes, tooLarge) };
     };
     let own: grpc.ServerInterceptingCall | undefined;
 
     installFilter(stream, {
       maxMessageBytes: this.maxMessageBytes,
-      scanCallIds: pipelined,
+      scan: batched ? "batch" : pipelined ? "call" : undefined,
       onHeader: (size, compressed) => {
         const bytes = compressed ? this.maxMessageBytes : size;
         if (this.take(bytes)) {
@@ -158,7 +156,7 @@ export class InflightBudget {
           tickets.add(ticket);
           return { admit: true, ticket };
         }
-        const details = this.refused(method.path, bytes);
+        const details = this.refused(path, bytes);
         if (pipelined && !compressed) return standInDecision(bytes, false);
         own?.sendStatus({ code: grpc.status.RESOURCE_EXHAUSTED, details, metadata: new grpc.Metadata() });
         // The answer is out; RST_STREAM(NO_ERROR) tells the client to stop sending the rest (RFC 9113 8.1).
@@ -167,11 +165,12 @@ export class InflightBudget {
       },
       onOversized: (size, compressed) => {
         if (!pipelined || compressed) return undefined;
-        this.refused(method.path, size, true);
+        this.refused(path, size, true);
         return standInDecision(size, true);
       },
+      onCalls: (ticket, callIds) => tickets.setCalls(ticket, callIds),
     });
-    stream.once("close", releaseAll);
+    stream.once("close", () => tickets.releaseAll());
 
     own = new grpc.ServerInterceptingCall(call, {
       start: (next) =>
@@ -179,21 +178,22 @@ export class InflightBudget {
           onReceiveMessage: (message, forward) => {
             const refused = pipelined ? this.standInFor(message) : undefined;
             if (refused !== undefined) {
-              refuseCall(message as object, new PersisterError(Code.RESOURCE_EXHAUSTED, this.refusal(refused.bytes, refused.tooLarge)));
+              const error = new PersisterError(Code.RESOURCE_EXHAUSTED, this.refusal(refused.bytes, refused.tooLarge));
+              for (const refusedCall of callsOf(path, message)) refuseCall(refusedCall, error);
             } else if (!pipelined && method.requestStream) {
               // Other client streams (reflection): a message is done with once delivered.
-              releaseAll();
+              tickets.releaseAll();
             }
             forward(message);
           },
         }),
       sendMessage: (message, next) => {
-        if (pipelined) releaseCall((message as { callId?: unknown }).callId);
-        else if (!method.requestStream) releaseAll();
+        if (pipelined) for (const answer of answersOf(path, message)) tickets.answered(answer.callId);
+        else if (!method.requestStream) tickets.releaseAll();
         next(message);
       },
       sendStatus: (status, next) => {
-        releaseAll();
+        tickets.releaseAll();
         next(status);
       },
     });
@@ -201,21 +201,76 @@ export class InflightBudget {
   };
 }
 
+/** The bytes one message is counted for. */
 export interface Ticket {
   bytes: number;
-  /** A pipelined call's call_id, once its message is complete. */
-  callId?: bigint;
 }
 
-export type Decision = { admit: true; ticket: Ticket } | { admit: false; ticket?: Ticket; standIn?: (callId: bigint) => Buffer };
+/**
+ * A stream's counted messages. A pipelined message is counted until each of its calls is answered;
+ * answers come grouped as they finish, and only their call_ids say which calls they answer.
+ */
+export class StreamTickets {
+  /** The tickets counted now, each with how many of its calls are unanswered (Infinity until they are known). */
+  private readonly open = new Map<Ticket, number>();
+  /** Per call_id: the ticket of each unanswered call that has it, and how many answers came for them. */
+  private readonly calls = new Map<bigint, { tickets: Ticket[]; answers: number }>();
+
+  constructor(private readonly give: (bytes: number) => void) {}
+
+  add(ticket: Ticket): void {
+    this.open.set(ticket, Infinity);
+  }
+
+  /** A message's call_ids, known once its last byte has gone by: none, and it is done with. */
+  setCalls(ticket: Ticket, callIds: bigint[]): void {
+    if (!this.open.has(ticket)) return;
+    if (callIds.length === 0) return this.release(ticket);
+    this.open.set(ticket, callIds.length);
+    for (const callId of callIds) {
+      const calls = this.calls.get(callId) ?? { tickets: [], answers: 0 };
+      calls.tickets.push(ticket);
+      this.calls.set(callId, calls);
+    }
+  }
+
+  /**
+   * An answer was sent. Unanswered calls that share a call_id (a client breaking the contract)
+   * cannot be told apart, so they count until all of them are answered: the count never falls
+   * below the truth. An unknown call_id releases nothing.
+   */
+  answered(callId: unknown): void {
+    const calls = typeof callId === "bigint" ? this.calls.get(callId) : undefined;
+    if (!calls || ++calls.answers < calls.tickets.length) return;
+    this.calls.delete(callId as bigint);
+    for (const ticket of calls.tickets) {
+      const unanswered = (this.open.get(ticket) ?? 0) - 1;
+      if (unanswered === 0) this.release(ticket);
+      else if (unanswered > 0) this.open.set(ticket, unanswered);
+    }
+  }
+
+  release(ticket: Ticket): void {
+    if (this.open.delete(ticket)) this.give(ticket.bytes);
+  }
+
+  releaseAll(): void {
+    for (const ticket of [...this.open.keys()]) this.release(ticket);
+    this.calls.clear();
+  }
+}
+
+export type Decision = { admit: true; ticket: Ticket } | { admit: false; ticket?: Ticket; standIn?: (callIds: bigint[]) => Buffer };
 
 export interface FilterOptions {
   maxMessageBytes: number;
-  /** Pick each message's call_id (field 1) out as it passes (Pipeline). */
-  scanCallIds: boolean;
+  /** Pick call_ids out of each message as it passes: a PipelineRequest's ("call") or each of a BatchedPipelineRequest's calls ("batch"). */
+  scan?: "call" | "batch";
   onHeader(size: number, compressed: boolean): Decision;
   /** A message over maxMessageBytes: how to refuse it here, or undefined to pass it to grpc-js (which refuses it). */
   onOversized?(size: number, compressed: boolean): Decision | undefined;
+  /** A scanned (uncompressed) message's call_ids, once its last byte has gone by: before grpc-js has all of it, or before its stand-in. */
+  onCalls?(ticket: Ticket, callIds: bigint[]): void;
 }
 
 /** grpc-js 1.14: the innermost call object holds the HTTP/2 stream; interceptors wrap it through `nextCall`. */
@@ -231,7 +286,7 @@ function baseStream(call: grpc.ServerInterceptingCallInterface): http2.ServerHtt
 /**
  * Replaces the stream's 'data' listeners (grpc-js's reader) with one that passes admitted
  * messages through, drops refused ones, and puts stand-ins in the place of refused pipelined
- * calls. Passed bytes go on as runs of the incoming chunk (one piece per chunk when nothing is
+ * messages. Passed bytes go on as runs of the incoming chunk (one piece per chunk when nothing is
  * refused); only a frame header split across chunks is copied.
  */
 export function installFilter(stream: Pick<http2.ServerHttp2Stream, "listeners" | "removeAllListeners" | "on">, options: FilterOptions): void {
@@ -248,7 +303,7 @@ export function installFilter(stream: Pick<http2.ServerHttp2Stream, "listeners" 
   let remaining = 0;
   let scanner: CallIdScanner | undefined;
   let ticket: Ticket | undefined;
-  let standIn: ((callId: bigint) => Buffer) | undefined;
+  let standIn: ((callIds: bigint[]) => Buffer) | undefined;
 
   stream.on("data", (chunk: Buffer) => {
     let at = 0;
@@ -259,9 +314,10 @@ export function installFilter(stream: Pick<http2.ServerHttp2Stream, "listeners" 
       run = -1;
     };
     const endMessage = () => {
-      if (ticket && scanner) ticket.callId = scanner.callId;
+      const callIds = scanner?.callIds() ?? [];
+      if (ticket && scanner) options.onCalls?.(ticket, callIds);
       if (mode === "skip") {
-        if (standIn) deliver(standIn(scanner?.callId ?? 0n));
+        if (standIn) deliver(standIn(callIds));
         run = at;
       }
       mode = "header";
@@ -293,7 +349,7 @@ export function installFilter(stream: Pick<http2.ServerHttp2Stream, "listeners" 
           mode = "through";
           passed = true;
         } else {
-          scanner = options.scanCallIds && !compressed ? new CallIdScanner() : undefined;
+          scanner = options.scan && !compressed ? new CallIdScanner(options.scan === "batch") : undefined;
           remaining = size;
           ticket = decision.ticket;
           passed = decision.admit;
@@ -322,25 +378,40 @@ export function installFilter(stream: Pick<http2.ServerHttp2Stream, "listeners" 
 }
 
 /**
- * Follows a protobuf message's top-level fields as bytes go by, keeping the last varint seen in
- * field 1 (PipelineRequest.call_id), skipping everything else without buffering it.
+ * Follows a protobuf message's fields as its bytes go by, skipping everything but call_ids
+ * without buffering it: a PipelineRequest's call_id is the last varint in its field 1; a
+ * BatchedPipelineRequest's calls are its field 1, each followed by a scanner of its own.
  */
 class CallIdScanner {
-  callId = 0n;
-  private state: "tag" | "varint" | "skip" | "length" | "lost" = "tag";
+  private callId = 0n;
+  /** A batch's call_ids so far, a call's once its last byte has gone by. */
+  private readonly calls: bigint[] = [];
+  /** The call being read, in a batch. */
+  private call: CallIdScanner | undefined;
+  private state: "tag" | "varint" | "length" | "skip" | "lost" = "tag";
   private value = 0n;
   private shift = 0n;
   private field = 0n;
   private skip = 0;
+  /** Groups open (a deprecated wire format an unknown field may still use): the fields in them are not the call's. */
+  private groups = 0;
+
+  constructor(private readonly batched: boolean) {}
+
+  /** The message's call_ids: its own, or a batch's calls' in order. */
+  callIds(): bigint[] {
+    return this.batched ? this.calls : [this.callId];
+  }
 
   push(bytes: Buffer): void {
     let at = 0;
     while (at < bytes.length && this.state !== "lost") {
       if (this.state === "skip") {
         const n = Math.min(this.skip, bytes.length - at);
+        this.call?.push(bytes.subarray(at, at + n));
         this.skip -= n;
         at += n;
-        if (this.skip === 0) this.state = "tag";
+        if (this.skip === 0) this.endField();
         continue;
       }
       const byte = bytes[at++]!;
@@ -353,21 +424,32 @@ class CallIdScanner {
       const value = this.value;
       this.value = 0n;
       this.shift = 0n;
+      const topLevelField1 = this.field === 1n && this.groups === 0;
       if (this.state === "tag") {
         this.field = value >> 3n;
         const wireType = Number(value & 7n);
         if (wireType === 0) this.state = "varint";
         else if (wireType === 2) this.state = "length";
         else if (wireType === 1 || wireType === 5) (this.skip = wireType === 1 ? 8 : 4), (this.state = "skip");
-        else this.state = "lost"; // groups: not in this contract; the decoder will say what is wrong
+        else if (wireType === 3) this.groups++;
+        else if (wireType === 4 && this.groups > 0) this.groups--;
+        else this.state = "lost"; // not protobuf: the decoder will say what is wrong
       } else if (this.state === "varint") {
-        if (this.field === 1n) this.callId = BigInt.asUintN(64, value);
+        if (topLevelField1) this.callId = BigInt.asUintN(64, value);
         this.state = "tag";
       } else {
+        if (this.batched && topLevelField1) this.call = new CallIdScanner(false);
         this.skip = Number(value);
-        this.state = this.skip === 0 ? "tag" : "skip";
+        this.state = "skip";
+        if (this.skip === 0) this.endField();
       }
     }
+  }
+
+  private endField(): void {
+    if (this.call) this.calls.push(this.call.callId);
+    this.call = undefined;
+    this.state = "tag";
   }
 }
 
@@ -380,4 +462,8 @@ function varint(value: bigint): Buffer {
     bytes.push(rest ? low | 0x80 : low);
   } while (rest);
   return Buffer.from(bytes);
+}
+
+function lengthDelimited(field: number, data: Buffer): Buffer {
+  return Buffer.concat([varint((BigInt(field) << 3n) | 2n), varint(BigInt(data.length)), data]);
 }
