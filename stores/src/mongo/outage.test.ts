@@ -10,13 +10,11 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { GrpcStatePersister } from "@burr-state/client";
-import { rawCodec } from "@burr-state/client/protocol";
-import { Code, codeName, PersisterError } from "@burr-state/client/protocol";
-import type { SaveInput } from "@burr-state/client/protocol";
+import type { GrpcStatePersister } from "@burr-state/client";
 import { freePort, startPrivateFerretDb, withCollection, type PrivateFerretDb } from "./testing";
 import { ChildExited, parseLine, startServerProcess, type ServerProcess } from "../../../tests/support/server-process";
 import { checkHealth, ServingStatus, watchHealth, type HealthWatch } from "../../../tests/support/health";
+import { expectUnavailableWhileHung, expectUnavailableWithin, isAlive, retryWhileUnavailable, outageStep as step, startServerAndClient, type ServerAndClient } from "../../../tests/support/outage";
 
 /** Server selection (3 s) or the socket timeout (5 s), plus slack. */
 const boundMs = 7_000;
@@ -29,12 +27,11 @@ const servers: ServerProcess[] = [];
 const clients: Array<GrpcStatePersister<Uint8Array>> = [];
 
 /** A server on the store, and a client of it that shows each answer as is (no retries). */
-async function startServer(args: string[] = []): Promise<{ server: ServerProcess; client: GrpcStatePersister<Uint8Array> }> {
-  const server = await startServerProcess(["--store", storeUrl, ...args]);
-  const client = new GrpcStatePersister({ address: server.address, codec: rawCodec, retry: { attempts: 1 }, deadlineMs: 10_000 });
-  servers.push(server);
-  clients.push(client);
-  return { server, client };
+async function startServer(args: string[] = []): Promise<ServerAndClient> {
+  const started = await startServerAndClient(["--store", storeUrl, ...args]);
+  servers.push(started.server);
+  clients.push(started.client);
+  return started;
 }
 
 let server: ServerProcess;
@@ -63,47 +60,7 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const step = (sequenceId: number): SaveInput<Uint8Array> => ({
-  partitionKey: "outage",
-  appId: "app",
-  sequenceId,
-  position: "act",
-  state: new Uint8Array(Buffer.from(`{"step": ${sequenceId}}`)),
-  status: "completed",
-});
-
-/** The call's error code and how long it took to get it. */
-async function failure(work: () => Promise<unknown>): Promise<{ code: string; ms: number }> {
-  const started = Date.now();
-  try {
-    await work();
-  } catch (error) {
-    expect(error).toBeInstanceOf(PersisterError);
-    return { code: (error as PersisterError).codeName, ms: Date.now() - started };
-  }
-  throw new Error("expected the call to fail, but it succeeded");
-}
-
-async function expectUnavailableWithinBound(work: () => Promise<unknown>) {
-  const { code, ms } = await failure(work);
-  expect(code).toBe(codeName(Code.UNAVAILABLE));
-  expect(ms).toBeLessThan(boundMs);
-}
-
-const isAlive = (process: ServerProcess) => process.child.exitCode === null && process.child.signalCode === null;
-
-/** Retries a call while it answers UNAVAILABLE, for at most `ms`. */
-async function once<T>(work: () => Promise<T>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      return await work();
-    } catch (error) {
-      if ((error as PersisterError).code !== Code.UNAVAILABLE || Date.now() > deadline) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
-}
+const expectUnavailableWithinBound = (work: () => Promise<unknown>) => expectUnavailableWithin(boundMs, work);
 
 describe("mongo outage", () => {
   test("calls succeed while the database is up", async () => {
@@ -112,15 +69,8 @@ describe("mongo outage", () => {
   });
 
   test("database hung (SIGSTOP): calls answer UNAVAILABLE after the socket timeout", async () => {
-    ferret.child.kill("SIGSTOP");
-    try {
-      await expectUnavailableWithinBound(() => client.save(step(2)));
-      await expectUnavailableWithinBound(() => client.load({ partitionKey: "outage", appId: "app" }));
-      expect(isAlive(server)).toBe(true);
-    } finally {
-      ferret.child.kill("SIGCONT");
-    }
-    expect((await once(() => client.load({ partitionKey: "outage", appId: "app", sequenceId: 1 })))?.sequenceId).toBe(1);
+    await expectUnavailableWhileHung(ferret.child, { server, client, boundMs, save: step(2) });
+    expect((await retryWhileUnavailable(() => client.load({ partitionKey: "outage", appId: "app", sequenceId: 1 })))?.sequenceId).toBe(1);
   });
 
   test("database killed: every call answers UNAVAILABLE within the bound and the server stays up; health says NOT_SERVING", async () => {
@@ -158,7 +108,7 @@ describe("mongo outage", () => {
 
   test("database back on the same port and files: both servers answer again, earlier data intact, health SERVING", async () => {
     ferret = await startPrivateFerretDb(port, dir);
-    expect((await once(() => client.load({ partitionKey: "outage", appId: "app", sequenceId: 1 })))?.sequenceId).toBe(1);
+    expect((await retryWhileUnavailable(() => client.load({ partitionKey: "outage", appId: "app", sequenceId: 1 })))?.sequenceId).toBe(1);
     await client.save(step(20));
     expect((await client.load({ partitionKey: "outage", appId: "app" }))?.sequenceId).toBe(20);
     expect(await client.listAppIds("outage")).toEqual(["app"]);
@@ -168,7 +118,7 @@ describe("mongo outage", () => {
     // The server that was waiting starts now.
     const waiting = await late!;
     expect(waiting.server.logs.map(parseLine).find((event) => event?.event === "store_waiting")?.cause).toMatch(/MongoDB is unavailable/);
-    expect(await once(() => waiting.client.isInitialized())).toBe(true);
+    expect(await retryWhileUnavailable(() => waiting.client.isInitialized())).toBe(true);
     await waiting.client.save(step(21));
     expect((await client.load({ partitionKey: "outage" }))?.sequenceId).toBe(21);
     expect(await checkHealth(waiting.server.address)).toBe(ServingStatus.SERVING);

@@ -2,14 +2,16 @@
  * MongoDB stores for the suites: collections of their own in the test database (FerretDB on
  * loopback here, started by `.ci/services.sh up`), dropped when the suite is done.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { MongoClient } from "mongodb";
 import { parseMongoUrl } from "./";
 import type { StoreUnderTest } from "../../../tests/support/subjects";
+import { namespacedStore } from "../../../tests/support/namespaced-store";
+import { acceptsConnections, startDatabaseProcess, type DatabaseProcess } from "../../../tests/support/database-process";
+
+export { freePort } from "../../../tests/support/database-process";
 
 export const mongoUrl = process.env.BURR_TEST_MONGO_URL ?? "mongodb://127.0.0.1:57017/burr";
 
@@ -53,16 +55,12 @@ export async function dropStores(collections: string[], url: string = mongoUrl):
 }
 
 export function mongoStore(baseUrl: string = sharedStoreUrl): StoreUnderTest {
-  const collections: string[] = [];
-  const urlWithNewCollection = (label: string) => {
-    const collection = uniqueCollection(label);
-    collections.push(collection);
-    return withCollection(baseUrl, collection);
-  };
   return {
-    url: urlWithNewCollection("suite"),
-    freshUrl: () => urlWithNewCollection("fresh"),
-    cleanup: () => dropStores(collections, baseUrl),
+    ...namespacedStore({
+      unique: uniqueCollection,
+      urlOf: (collection) => withCollection(baseUrl, collection),
+      drop: (collections) => dropStores(collections, baseUrl),
+    }),
     // FerretDB answers a find by scanning the collection in Go: with thousands of states and
     // tens of calls in flight, one call can wait well past the default 10 s.
     clientDeadlineMs: 60_000,
@@ -74,15 +72,6 @@ export function mongoStore(baseUrl: string = sharedStoreUrl): StoreUnderTest {
   };
 }
 
-/** A loopback port nobody listens on right now. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /** The FerretDB binary `.ci/services.sh` builds (BURR_FERRETDB_BIN names another). */
 export function ferretDbBinary(): string {
   const candidates = [process.env.BURR_FERRETDB_BIN, "/var/tmp/burr-ci/bin/ferretdb", path.join(os.homedir(), "go/bin/ferretdb")];
@@ -92,62 +81,23 @@ export function ferretDbBinary(): string {
 }
 
 /** A FerretDB of the test's own (SQLite files under `dir`), which the test may kill and start again. */
-export interface PrivateFerretDb {
-  port: number;
-  /** mongodb://127.0.0.1:<port>/burr */
-  url: string;
-  child: ChildProcess;
-  /** SIGKILL, resolved once the process is gone. */
-  kill(): Promise<void>;
-}
-
-const canConnect = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const socket = net.connect(port, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
+export type PrivateFerretDb = DatabaseProcess;
 
 export async function startPrivateFerretDb(port: number, dir: string): Promise<PrivateFerretDb> {
   for (const sub of ["data", "state"]) fs.mkdirSync(path.join(dir, sub), { recursive: true });
-  const child = spawn(
-    ferretDbBinary(),
-    [
-      "--handler=sqlite",
-      `--sqlite-url=file:${path.join(dir, "data")}/`,
-      `--state-dir=${path.join(dir, "state")}`,
-      `--listen-addr=127.0.0.1:${port}`,
-      "--debug-addr=-",
-      "--telemetry=disable",
-      "--log-level=warn",
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  // Keep the log's tail for failure messages; reading it also keeps the pipes from filling up.
-  let log = "";
-  const keepTail = (data: Buffer) => (log = (log + data.toString()).slice(-4000));
-  child.stdout!.on("data", keepTail);
-  child.stderr!.on("data", keepTail);
-  const deadline = Date.now() + 30_000;
-  while (!(await canConnect(port))) {
-    if (child.exitCode !== null) throw new Error(`ferretdb on port ${port} exited with ${child.exitCode}:\n${log}`);
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`ferretdb on port ${port} did not accept connections within 30 s:\n${log}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return {
+  const args = [
+    "--handler=sqlite",
+    `--sqlite-url=file:${path.join(dir, "data")}/`,
+    `--state-dir=${path.join(dir, "state")}`,
+    `--listen-addr=127.0.0.1:${port}`,
+    "--debug-addr=-",
+    "--telemetry=disable",
+    "--log-level=warn",
+  ];
+  return startDatabaseProcess(ferretDbBinary(), args, {
     port,
     url: `mongodb://127.0.0.1:${port}/burr`,
-    child,
-    kill: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-      await exited;
-    },
-  };
+    answers: () => acceptsConnections(port),
+    withinMs: 30_000,
+  });
 }

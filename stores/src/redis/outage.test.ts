@@ -8,13 +8,12 @@
  * start on a Redis it cannot use: it waits up to --store-start-timeout-ms, then exits non-zero
  * saying why.
  */
-import { GrpcStatePersister } from "@burr-state/client";
-import { rawCodec } from "@burr-state/client/protocol";
-import { Code, codeName, PersisterError } from "@burr-state/client/protocol";
-import type { SaveInput } from "@burr-state/client/protocol";
+import type { GrpcStatePersister } from "@burr-state/client";
+import { Code, codeName } from "@burr-state/client/protocol";
 import { freePort, startPrivateRedis, withPrefix, type PrivateRedis } from "./testing";
 import { ChildExited, parseLine, startServerProcess, type ServerProcess } from "../../../tests/support/server-process";
 import { checkHealth, ServingStatus, watchHealth } from "../../../tests/support/health";
+import { expectUnavailableWhileHung, expectUnavailableWithin, failure, isAlive, retryWhileUnavailable, outageStep as step, startServerAndClient, type ServerAndClient } from "../../../tests/support/outage";
 
 /** What a call may take while Redis is unreachable or hung: the command timeout (3 s) plus slack. */
 const boundMs = 5_000;
@@ -27,9 +26,7 @@ let client: GrpcStatePersister<Uint8Array>;
 beforeAll(async () => {
   port = await freePort();
   redis = await startPrivateRedis(port);
-  server = await startServerProcess(["--store", withPrefix(redis.url, "outage"), "--init"]);
-  // No client retries: each call shows what the server answers.
-  client = new GrpcStatePersister({ address: server.address, codec: rawCodec, retry: { attempts: 1 }, deadlineMs: 10_000 });
+  ({ server, client } = await startServerAndClient(["--store", withPrefix(redis.url, "outage"), "--init"]));
 });
 
 afterAll(async () => {
@@ -39,34 +36,9 @@ afterAll(async () => {
   await redis?.kill();
 });
 
-const step = (sequenceId: number): SaveInput<Uint8Array> => ({
-  partitionKey: "outage",
-  appId: "app",
-  sequenceId,
-  position: "act",
-  state: new Uint8Array(Buffer.from(`{"step": ${sequenceId}}`)),
-  status: "completed",
-});
+const expectUnavailableWithinBound = (work: () => Promise<unknown>) => expectUnavailableWithin(boundMs, work);
 
-/** The call's error code and how long it took to get it. */
-async function failure(work: () => Promise<unknown>): Promise<{ code: string; ms: number }> {
-  const started = Date.now();
-  try {
-    await work();
-  } catch (error) {
-    expect(error).toBeInstanceOf(PersisterError);
-    return { code: (error as PersisterError).codeName, ms: Date.now() - started };
-  }
-  throw new Error("expected the call to fail, but it succeeded");
-}
-
-async function expectUnavailableWithinBound(work: () => Promise<unknown>) {
-  const { code, ms } = await failure(work);
-  expect(code).toBe(codeName(Code.UNAVAILABLE));
-  expect(ms).toBeLessThan(boundMs);
-}
-
-const serverIsAlive = () => server.child.exitCode === null && server.child.signalCode === null;
+const serverIsAlive = () => isAlive(server);
 
 describe("redis outage", () => {
   test("calls succeed while Redis is up", async () => {
@@ -75,14 +47,7 @@ describe("redis outage", () => {
   });
 
   test("Redis hung (SIGSTOP): calls answer UNAVAILABLE after the command timeout; a timed-out save may still land", async () => {
-    redis.child.kill("SIGSTOP");
-    try {
-      await expectUnavailableWithinBound(() => client.save(step(2)));
-      await expectUnavailableWithinBound(() => client.load({ partitionKey: "outage", appId: "app" }));
-      expect(serverIsAlive()).toBe(true);
-    } finally {
-      redis.child.kill("SIGCONT");
-    }
+    await expectUnavailableWhileHung(redis.child, { server, client, boundMs, save: step(2) });
     // Redis runs the save it had received once it resumes: why UNAVAILABLE on Save means "may have landed"
     // and why no layer retries Save on its own.
     expect((await client.load({ partitionKey: "outage", appId: "app" }))?.sequenceId).toBe(2);
@@ -109,18 +74,7 @@ describe("redis outage", () => {
 
   test("Redis back (empty, no persistence): the server reconnects by itself; saves wait for Initialize", async () => {
     redis = await startPrivateRedis(port);
-    const deadline = Date.now() + 10_000;
-    let initialized: boolean | undefined;
-    while (initialized === undefined) {
-      try {
-        initialized = await client.isInitialized();
-      } catch (error) {
-        expect((error as PersisterError).code).toBe(Code.UNAVAILABLE);
-        if (Date.now() > deadline) throw new Error(`the server did not reconnect within 10 s: ${String(error)}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
-    expect(initialized).toBe(false);
+    expect(await retryWhileUnavailable(() => client.isInitialized(), 10_000)).toBe(false);
     // The server had seen the store initialized; the save script still refuses an unmarked namespace.
     expect((await failure(() => client.save(step(20)))).code).toBe(codeName(Code.FAILED_PRECONDITION));
     await client.initialize();
@@ -159,25 +113,25 @@ describe("redis health and the start rule", () => {
   test("a server started while Redis is down waits for it (--store-start-timeout-ms), then serves", async () => {
     await redis.kill();
     let settled = false;
-    const late = startServerProcess(["--store", withPrefix(redis.url, "outage"), "--init", "--store-start-timeout-ms", "30000"]);
+    const late = startServerAndClient(["--store", withPrefix(redis.url, "outage"), "--init", "--store-start-timeout-ms", "30000"]);
     void late.then(
       () => (settled = true),
       () => (settled = true),
     );
-    let lateServer: ServerProcess | null = null;
+    let started: ServerAndClient | null = null;
     try {
       await sleep(2000);
       expect(settled).toBe(false);
       redis = await startPrivateRedis(port);
-      lateServer = await late;
-      const lateClient = new GrpcStatePersister({ address: lateServer.address, codec: rawCodec, retry: { attempts: 1 } });
-      await lateClient.save(step(30));
-      expect((await lateClient.load({ partitionKey: "outage", appId: "app" }))?.sequenceId).toBe(30);
-      await lateClient.close();
-      expect(lateServer.logs.map(parseLine).find((event) => event?.event === "store_waiting")?.cause).toMatch(/ECONNREFUSED/);
+      started = await late;
+      await started.client.save(step(30));
+      expect((await started.client.load({ partitionKey: "outage", appId: "app" }))?.sequenceId).toBe(30);
+      expect(started.server.logs.map(parseLine).find((event) => event?.event === "store_waiting")?.cause).toMatch(/ECONNREFUSED/);
     } finally {
       if (redis.child.exitCode !== null || redis.child.signalCode !== null) redis = await startPrivateRedis(port);
-      await (lateServer ?? (await late.catch(() => null)))?.stop();
+      started ??= await late.catch(() => null);
+      await started?.client.close();
+      await started?.server.stop();
     }
   });
 

@@ -1,13 +1,16 @@
 /** Redis stores for the suites: a key prefix of their own per suite and per fresh store, deleted afterwards. */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
-import * as net from "node:net";
 import { Cluster, Redis } from "ioredis";
 import { parseRedisUrl } from "./url";
 import type { StoreUnderTest } from "../../../tests/support/subjects";
+import { namespacedStore } from "../../../tests/support/namespaced-store";
+import { freePort, startDatabaseProcess, type DatabaseProcess } from "../../../tests/support/database-process";
+
+export { freePort };
 
 /** The shared test Redis (started by `.ci/services.sh up`). */
 export const redisUrl = process.env.BURR_TEST_REDIS_URL ?? "redis://127.0.0.1:56379";
@@ -107,36 +110,15 @@ export async function deleteNamespaces(prefixes: string[], url: string = redisUr
 }
 
 export function redisStore(baseUrl: string = redisUrl): StoreUnderTest {
-  const prefixes: string[] = [];
-  const urlWithNewPrefix = (label: string) => {
-    const prefix = uniquePrefix(label);
-    prefixes.push(prefix);
-    return withPrefix(baseUrl, prefix);
-  };
-  return {
-    url: urlWithNewPrefix("suite"),
-    freshUrl: () => urlWithNewPrefix("fresh"),
-    cleanup: () => deleteNamespaces(prefixes, baseUrl),
-  };
-}
-
-/** A loopback port nobody listens on right now. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  return namespacedStore({
+    unique: uniquePrefix,
+    urlOf: (prefix) => withPrefix(baseUrl, prefix),
+    drop: (prefixes) => deleteNamespaces(prefixes, baseUrl),
+  });
 }
 
 /** A redis-server of the test's own (no persistence), which the test may kill and start again. */
-export interface PrivateRedis {
-  port: number;
-  url: string;
-  child: ChildProcess;
-  /** SIGKILL, resolved once the process is gone. */
-  kill(): Promise<void>;
-}
+export type PrivateRedis = DatabaseProcess;
 
 export interface PrivateRedisOptions {
   /** requirepass: the URL then carries it. */
@@ -150,37 +132,14 @@ export async function startPrivateRedis(port: number, options: PrivateRedisOptio
   if (options.password) args.push("--requirepass", options.password);
   // Its own directory: a replica's full sync writes an RDB file even with saving off.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "burr-redis-"));
-  const child = spawn("redis-server", [...args, "--dir", dir, ...(options.extraArgs ?? [])], { stdio: ["ignore", "pipe", "pipe"] });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve(fs.rmSync(dir, { recursive: true, force: true }))));
-  // Keep the log's tail for failure messages; reading it also keeps the pipes from filling up.
-  let log = "";
-  const keepTail = (data: Buffer) => (log = (log + data.toString()).slice(-4000));
-  child.stdout!.on("data", keepTail);
-  child.stderr!.on("data", keepTail);
   const url = `redis://${options.password ? `:${encodeURIComponent(options.password)}@` : ""}127.0.0.1:${port}`;
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`redis-server on port ${port} exited with ${child.exitCode}:\n${log}`);
-    try {
-      (await connectAdmin(url)).disconnect();
-      break;
-    } catch (error) {
-      if (Date.now() > deadline) {
-        child.kill("SIGKILL");
-        throw new Error(`redis-server on port ${port} did not answer within 10 s: ${String(error)}\n${log}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-  return {
+  return startDatabaseProcess("redis-server", [...args, "--dir", dir, ...(options.extraArgs ?? [])], {
     port,
     url,
-    child,
-    kill: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-      await exited;
-    },
-  };
+    answers: async () => (await connectAdmin(url)).disconnect(),
+    withinMs: 10_000,
+    afterExit: () => fs.rmSync(dir, { recursive: true, force: true }),
+  });
 }
 
 /** A Redis Cluster of the test's own (3 masters, 3 replicas, no persistence), whose nodes it may kill and start again. */
