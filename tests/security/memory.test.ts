@@ -1,6 +1,6 @@
 /**
  * A server-wide bound on the request bytes in flight: Saves past --max-inflight-bytes are
- * refused RESOURCE_EXHAUSTED (unary and pipelined alike), and the process's resident memory
+ * refused RESOURCE_EXHAUSTED (unary, pipelined and batched alike), and the process's resident memory
  * stays within the budget plus a margin while 4 connections each keep 25 Saves of 8 MiB going.
  */
 import * as fs from "node:fs";
@@ -9,8 +9,17 @@ import * as path from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { fromBinary } from "@bufbuild/protobuf";
-import { PipelineRequestSchema, PipelineResponseSchema, SaveRequestSchema, Status } from "../../client/src/gen/burr/state/v1/state_persister_pb";
-import { rawPipeline } from "../support/raw-grpc";
+import {
+  BatchedPipelineRequestSchema,
+  BatchedPipelineResponseSchema,
+  PipelineRequestSchema,
+  PipelineResponseSchema,
+  SaveRequestSchema,
+  Status,
+  type PipelineResponse,
+} from "../../client/src/gen/burr/state/v1/state_persister_pb";
+import { batchedPipelinePath } from "../../server/src/grpc/pipelined";
+import { rawPipeline, type RawPipeline } from "../support/raw-grpc";
 import { startServerProcess, type ServerProcess } from "../support/server-process";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "burr-memory-"));
@@ -131,6 +140,69 @@ describe("with --max-inflight-bytes 16 MiB (one 8 MiB request at a time)", () =>
     pipe.send(toBinary(PipelineRequestSchema, create(PipelineRequestSchema, { callId: 1n, call: { case: "save", value: saveRequest("small", Buffer.from("{}")) } })));
     const [last] = (await pipe.answered(calls + 1)).slice(calls).map((answer) => fromBinary(PipelineResponseSchema, answer));
     expect(last).toMatchObject({ callId: 1n, result: { case: "save" } });
+    pipe.end();
+    expect(await pipe.status).toMatchObject({ code: grpc.status.OK });
+  });
+
+  /** A batched stream's answers, across its messages, once there are `count` of them. */
+  async function batchedAnswers(pipe: RawPipeline, count: number): Promise<PipelineResponse[]> {
+    for (let messages = 1; ; messages++) {
+      const answers = (await pipe.answered(messages)).flatMap((message) => fromBinary(BatchedPipelineResponseSchema, message).answers);
+      if (answers.length >= count) return answers;
+    }
+  }
+  const batchOf = (calls: Array<[bigint, Uint8Array]>) =>
+    toBinary(
+      BatchedPipelineRequestSchema,
+      create(BatchedPipelineRequestSchema, { calls: calls.map(([callId, state]) => create(PipelineRequestSchema, { callId, call: { case: "save", value: saveRequest(`batch-${callId}`, state) } })) }),
+    );
+  const jsonState = (bytes: number) => Buffer.from(`{"pad":"${"x".repeat(bytes - 10)}"}`);
+
+  test("batched Saves count a message at a time: each call of a batch past the budget, or over the message limit, is answered RESOURCE_EXHAUSTED under its call_id, and the stream goes on", async () => {
+    const pipe = rawPipeline(server.address, undefined, batchedPipelinePath);
+    const quarter = jsonState(4 * MiB);
+    // Ten batches of two 4 MiB Saves (8 MiB each: one at a time fits), an empty batch among them,
+    // then one batch of 18 MiB, over the 16 MiB message limit.
+    const batches = 10;
+    for (let i = 1; i <= batches; i++) {
+      pipe.send(batchOf([[BigInt(i * 1000 + 1), quarter], [BigInt(i * 1000 + 2), quarter]]));
+      if (i === 5) pipe.send(batchOf([]));
+    }
+    const six = jsonState(6 * MiB);
+    pipe.send(batchOf([[90_001n, six], [90_002n, six], [90_003n, six]]));
+    const calls = batches * 2 + 3;
+    const answers = await batchedAnswers(pipe, calls);
+    expect(answers.map((answer) => answer.callId).sort((a, b) => Number(a - b))).toEqual([
+      ...Array.from({ length: batches }, (_, i) => [BigInt((i + 1) * 1000 + 1), BigInt((i + 1) * 1000 + 2)]).flat(),
+      90_001n,
+      90_002n,
+      90_003n,
+    ]);
+    const result = new Map(answers.map((answer) => [answer.callId, answer.result]));
+    const saved = answers.filter((answer) => answer.result.case === "save");
+    process.stdout.write(`batched: ${saved.length} of ${batches * 2} saved, the rest refused\n`);
+    expect(saved.length).toBeGreaterThan(0);
+    expect(saved.length).toBeLessThan(batches * 2);
+    for (let i = 1; i <= batches; i++) {
+      // A batch is admitted or refused whole.
+      const [first, second] = [result.get(BigInt(i * 1000 + 1))!, result.get(BigInt(i * 1000 + 2))!];
+      expect(second.case).toBe(first.case);
+      if (first.case === "error") {
+        expect(first.value).toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED, message: expect.stringMatching(/in-flight byte budget \(16777216 bytes, --max-inflight-bytes\)/) });
+      }
+    }
+    for (const callId of [90_001n, 90_002n, 90_003n]) {
+      expect(result.get(callId)).toMatchObject({ case: "error", value: { code: grpc.status.RESOURCE_EXHAUSTED, message: expect.stringMatching(/over the server's message limit .*--max-message-bytes/) } });
+    }
+
+    // Every batch's bytes were given back once its calls were answered: one of almost the whole budget (15 MiB) is admitted.
+    const almostAll = jsonState(7.5 * MiB);
+    pipe.send(batchOf([[1n, almostAll], [2n, almostAll]]));
+    const last = (await batchedAnswers(pipe, calls + 2)).slice(calls);
+    expect(last.map((answer) => [answer.callId, answer.result.case]).sort()).toEqual([
+      [1n, "save"],
+      [2n, "save"],
+    ]);
     pipe.end();
     expect(await pipe.status).toMatchObject({ code: grpc.status.OK });
   });
