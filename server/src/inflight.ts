@@ -16,11 +16,12 @@
  * Refusals are logged with fixed fields, so the logger's summarizing of repeated error lines
  * makes a flood one line per window.
  *
- * Compressed messages count as --max-message-bytes (their inflated size is unknown up front).
+ * Compressed messages count as --max-message-bytes (their inflated size is unknown up front; a
+ * compressed pipelined message's call_ids are too, so it counts until its stream ends).
  * A pipelined message over --max-message-bytes is skipped the same way and its calls answered
  * RESOURCE_EXHAUSTED: left to grpc-js, it would end the whole stream and lose the answers of the
- * calls running on it. Other messages over the limit (unary, compressed) are left
- * to grpc-js, which refuses them.
+ * calls running on it. Other messages over the limit (unary, compressed) are left to grpc-js,
+ * which refuses them.
  *
  * The filter needs the call's HTTP/2 stream, which grpc-js 1.14 keeps on its innermost call
  * object (`stream`); the interceptor must be the last (outermost) in the server's list so its
