@@ -1,7 +1,7 @@
 """Fork checks of GrpcStatePersister, run by test_fork.py in a fresh Python process.
 
 gRPC core skips its fork handlers while another thread is inside gRPC (the channel's poller
-with the Pipeline stream open, grpc.aio's poller once any async test ran) and the child then
+with the BatchedPipeline stream open, grpc.aio's poller once any async test ran) and the child then
 inherits gRPC mid-operation: it crashed in 2 runs of 20 even with only the sync persister in the
 process. So the checks run as a forking application must: in a process of their own, with gRPC's
 fork support on (GRPC_ENABLE_FORK_SUPPORT=1, read when grpc is imported), under which gRPC
