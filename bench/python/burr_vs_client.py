@@ -270,6 +270,33 @@ def operation_for(persister, operation: str, key: str, args: argparse.Namespace,
     raise ValueError(f"unknown operation {operation}")
 
 
+class Lane:
+    """What one measuring thread or task recorded: the latencies and errors of the calls it began
+    in the window (from `measure_from` on), its first error (warmup included), the end of its last
+    measured call."""
+
+    def __init__(self, measure_from: float):
+        self.measure_from = measure_from
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.first_error: Optional[str] = None
+        self.last_end = 0.0
+
+    def succeeded(self, began: float) -> None:
+        ended = time.perf_counter()
+        if began >= self.measure_from:
+            self.latencies.append(ended - began)
+            self.last_end = ended
+
+    def failed(self, began: float, error: BaseException) -> None:
+        ended = time.perf_counter()
+        if self.first_error is None:
+            self.first_error = error_text(error)
+        if began >= self.measure_from:
+            self.errors += 1
+            self.last_end = ended
+
+
 class Tally:
     """What the measuring lanes (threads or tasks) recorded: latencies in the window, errors, and
     the end of the last measured call."""
@@ -281,13 +308,13 @@ class Tally:
         self.first_error: Optional[str] = None
         self.last_end = 0.0
 
-    def add(self, mine: list[float], errors: int, first: Optional[str], last: float) -> None:
+    def add(self, lane: Lane) -> None:
         with self.lock:
-            self.latencies.extend(mine)
-            self.errors += errors
+            self.latencies.extend(lane.latencies)
+            self.errors += lane.errors
             if self.first_error is None:
-                self.first_error = first
-            self.last_end = max(self.last_end, last)
+                self.first_error = lane.first_error
+            self.last_end = max(self.last_end, lane.last_end)
 
     def line(self, args: argparse.Namespace, operation: str, threads: int, setup: str, measure_from: float) -> dict:
         elapsed = max(self.last_end - measure_from, 1e-9)
@@ -365,37 +392,23 @@ def measure_case(args: argparse.Namespace, side: Side, operation: str, threads: 
     barrier = threading.Barrier(threads + 1)
     window = {}
 
-    def lane(thread: int) -> None:
+    def run_lane(thread: int) -> None:
         call, check = calls[thread]
-        mine: list[float] = []
-        my_errors, first, my_last = 0, None, 0.0
         barrier.wait()
-        measure_from, stop_at = window["from"], window["stop"]
+        lane, stop_at = Lane(window["from"]), window["stop"]
         profile = profiles.start()
-        while True:
-            began = time.perf_counter()
-            if began >= stop_at:
-                break
+        while (began := time.perf_counter()) < stop_at:
             try:
                 check(call())
-                failed = False
             except Exception as error:  # counted and reported; the run goes on
-                failed = True
-                if first is None:
-                    first = error_text(error)
-            ended = time.perf_counter()
-            if began >= measure_from:
-                if failed:
-                    my_errors += 1
-                else:
-                    mine.append(ended - began)
-                my_last = ended
-            if failed:
+                lane.failed(began, error)
                 time.sleep(0.001)
+            else:
+                lane.succeeded(began)
         profiles.stop(profile)
-        tally.add(mine, my_errors, first, my_last)
+        tally.add(lane)
 
-    workers = [threading.Thread(target=lane, args=(thread,), daemon=True) for thread in range(threads)]
+    workers = [threading.Thread(target=run_lane, args=(thread,), daemon=True) for thread in range(threads)]
     for worker in workers:
         worker.start()
     now = time.perf_counter()
@@ -425,35 +438,22 @@ def measure_case_async(args: argparse.Namespace, operation: str, tasks: int, sta
         measure_from = time.perf_counter() + args.warmup_s
         stop_at = measure_from + args.measure_s
 
-        async def lane(task: int) -> None:
+        async def run_lane(task: int) -> None:
             call, check = calls[task]
-            mine: list[float] = []
-            my_errors, first, my_last = 0, None, 0.0
-            while True:
-                began = time.perf_counter()
-                if began >= stop_at:
-                    break
+            lane = Lane(measure_from)
+            while (began := time.perf_counter()) < stop_at:
                 try:
                     check(await call())
-                    failed = False
                 except Exception as error:  # counted and reported; the run goes on
-                    failed = True
-                    if first is None:
-                        first = error_text(error)
-                ended = time.perf_counter()
-                if began >= measure_from:
-                    if failed:
-                        my_errors += 1
-                    else:
-                        mine.append(ended - began)
-                    my_last = ended
-                if failed:
+                    lane.failed(began, error)
                     await asyncio.sleep(0.001)
-            tally.add(mine, my_errors, first, my_last)
+                else:
+                    lane.succeeded(began)
+            tally.add(lane)
 
         profile = profiles.start()
         try:
-            await asyncio.gather(*(lane(task) for task in range(tasks)))
+            await asyncio.gather(*(run_lane(task) for task in range(tasks)))
         finally:
             profiles.stop(profile)
             await persister.cleanup()
