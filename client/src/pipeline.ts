@@ -1,11 +1,11 @@
 /**
  * Save and Load calls multiplexed over one BatchedPipeline stream (see the .proto): a call costs
  * a share of one message instead of one HTTP/2 stream. gRPC costs about the same CPU per message
- * whatever its size, so the calls made in one turn of the event loop are queued and sent together
- * once that turn's code is done (call-batches.ts bounds a message). The stream opens on the first
- * call, ends after a short idle time (an open stream would keep the process alive), and is
- * replaced when it fails; calls it leaves unanswered fail with its status. A server without
- * BatchedPipeline (0.2.0 and older) answers UNIMPLEMENTED: the caller then sends unary calls.
+ * whatever its size, so the calls made in one pass of the event loop are queued and sent together
+ * at its end (call-batches.ts bounds a message). The stream opens on the first call, ends after a
+ * short idle time (an open stream would keep the process alive), and is replaced when it fails;
+ * calls it leaves unanswered fail with its status. A server without BatchedPipeline (0.2.0 and
+ * older) answers UNIMPLEMENTED: the caller then sends unary calls.
  */
 import type * as grpc from "@grpc/grpc-js";
 import { takeMessage } from "./call-batches";
@@ -54,14 +54,20 @@ class OpenStream {
     return pending;
   }
 
-  /** Queues a call; the first of a turn schedules the flush, after the code that runs in that turn. */
+  /**
+   * Queues a call; the first of an event-loop pass schedules the flush at the end of that pass
+   * (setImmediate), before the loop waits for I/O again: the calls made by every timer and I/O
+   * callback of the pass go out together, where a microtask or nextTick flush would group only
+   * the calls of one callback (measured with 64 callers each resuming from its own timer: 60
+   * calls a message against 1, less CPU per call, and no added latency at one call in flight).
+   */
   add(request: PipelineRequest, pending: Pending): void {
     clearTimeout(this.idleTimer);
     this.pending.set(Number(request.callId), pending);
     this.queue.push(request);
     if (this.flushScheduled || this.awaitingDrain) return;
     this.flushScheduled = true;
-    process.nextTick(() => {
+    setImmediate(() => {
       this.flushScheduled = false;
       this.flush(false);
     });

@@ -94,6 +94,14 @@ test("calls made in one turn arrive in as few messages as the bound allows; each
   expect(states.map((row) => [row?.appId, text(row?.state)])).toEqual(apps.map((appId) => [appId, `state of ${appId}`]));
 });
 
+test("calls made by several callbacks of one event-loop pass (timers due together) go in one message", async () => {
+  onMessage = (calls, stream) => answer(stream, calls.map(loaded));
+  const apps = Array.from({ length: 10 }, (_, i) => `timer-${i}`);
+  const states = await Promise.all(apps.map((appId) => new Promise((resolve) => setTimeout(() => resolve(client.load({ appId })), 0))));
+  expect(messages.map((calls) => calls.map(appOf))).toEqual([apps]);
+  expect(states).toHaveLength(10);
+});
+
 test("an error answer fails its call alone", async () => {
   onMessage = (calls, stream) => answer(stream, calls.map((call) => (appOf(call) === "taken" ? refused(call) : saved(call))));
   const results = await Promise.allSettled(["a", "taken", "b"].map((appId) => client.save(step(appId))));
