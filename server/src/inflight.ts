@@ -98,7 +98,7 @@ export class InflightBudget {
   /**
    * The stand-in for a refused pipelined message: PipelineRequest { call_id }, or
    * BatchedPipelineRequest { calls: [{ call_id }, ...] }, plus the marker (nonce, why, size). A
-   * call_id of 0 is left out (the default), so a stand-in is never larger than the calls it replaces.
+   * call_id of 0 is left out (the default), so its calls never take more bytes than those they replace.
    */
   private standIn(batched: boolean, callIds: bigint[], bytes: number, tooLarge: boolean): Buffer {
     const payload = Buffer.alloc(this.nonce.length + 5);
@@ -113,7 +113,7 @@ export class InflightBudget {
     return Buffer.concat([frame, body]);
   }
 
-  /** The size of the refused call a stand-in replaces, and whether it was over the message limit; undefined for any other message. */
+  /** The size of the refused message a stand-in replaces, and whether it was over the message limit; undefined for any other message. */
   private standInFor(message: unknown): { bytes: number; tooLarge: boolean } | undefined {
     const unknown = (message as { $unknown?: Array<{ no: number; data: Uint8Array }> } | null)?.$unknown;
     for (const field of unknown ?? []) {
@@ -251,7 +251,7 @@ export class StreamTickets {
     }
   }
 
-  release(ticket: Ticket): void {
+  private release(ticket: Ticket): void {
     if (this.open.delete(ticket)) this.give(ticket.bytes);
   }
 
