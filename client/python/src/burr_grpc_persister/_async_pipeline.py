@@ -52,8 +52,8 @@ class AsyncCallPipeline:
 
     grpc.aio sends what the request generator yields (from a task of its own): each message
     carries the calls queued since the previous one. A reader task hands each answer to the Future
-    its caller awaits. Everything runs on the stream's event loop, so no
-    locks: a new loop (a second ``asyncio.run``) gets a stream of its own.
+    its caller awaits. Everything runs on the stream's event loop, so no locks: a new loop (a
+    second ``asyncio.run``) gets a stream of its own.
     """
 
     def __init__(
