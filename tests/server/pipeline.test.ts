@@ -1,7 +1,7 @@
 /**
- * The Pipeline RPC as any gRPC client sees it: each call answered once under its call_id with
- * what the unary call would return, a failed call failing alone, bad messages, half-close, and
- * the shutdown drain.
+ * The pipelined RPCs as any gRPC client sees them, Pipeline and BatchedPipeline alike: each call
+ * answered once under its call_id with what the unary call would return, a failed call failing
+ * alone, bad messages, half-close, a client that stops reading, and the shutdown drain.
  */
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
@@ -14,7 +14,7 @@ import {
   type PipelineRequest,
   type PipelineResponse,
 } from "../../client/src/gen/burr/state/v1/state_persister_pb";
-import { rawPipeline } from "../support/raw-grpc";
+import { batched, framings, single } from "../support/pipeline-framing";
 import { startServerProcess, type ServerProcess } from "../support/server-process";
 
 let server: ServerProcess;
@@ -35,88 +35,183 @@ const save = (callId: bigint, appId: string, sequenceId: bigint, state = new Uin
 });
 const byId = (responses: PipelineResponse[]) => new Map(responses.map((response) => [response.callId, response.result]));
 
-test("every call is answered once under its call_id; a failed call fails alone", async () => {
-  const pipe = rawPipeline(server.address);
-  for (let i = 1n; i <= 20n; i++) pipe.send(encode({ callId: i, call: save(i, `app-${i}`, 0n) }));
-  const saved = byId(decode(await pipe.answered(20)));
-  expect([...saved.keys()].sort((a, b) => Number(a - b))).toEqual(Array.from({ length: 20 }, (_, i) => BigInt(i + 1)));
-  expect([...saved.values()].every((result) => result.case === "save" && result.value.createdAt)).toBe(true);
+const load = (appId: string): PipelineRequest["call"] => ({ case: "load", value: { $typeName: "burr.state.v1.LoadRequest", partitionKey: "pipe", appId } });
+const ids = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => BigInt(from + i));
+const sorted = (values: bigint[]) => [...values].sort((a, b) => Number(a - b));
 
-  pipe.send(encode({ callId: 21n, call: save(21n, "app-1", 0n) })); // duplicate of call 1
-  pipe.send(encode({ callId: 22n, call: { case: "load", value: { $typeName: "burr.state.v1.LoadRequest", partitionKey: "pipe", appId: "app-7" } } }));
-  pipe.send(encode({ callId: 23n, call: { case: "load", value: { $typeName: "burr.state.v1.LoadRequest", partitionKey: "pipe", appId: "nobody" } } }));
-  pipe.send(encode({ callId: 24n, call: save(24n, "", 0n) })); // no app_id
-  pipe.send(encode({ callId: 25n }));
-  pipe.send(encode({ callId: 26n, call: save(26n, "big", 0n, new Uint8Array(49 * 1024)) }));
-  const answers = byId(decode(await pipe.answered(26)).slice(20));
-  expect(answers.get(21n)).toMatchObject({ case: "error", value: { code: grpc.status.ALREADY_EXISTS } });
-  const loaded = answers.get(22n);
-  expect(loaded?.case === "load" && loaded.value.persistedState).toMatchObject({ appId: "app-7", state: new Uint8Array([7]) });
-  const missing = answers.get(23n);
-  expect(missing?.case === "load" && missing.value.persistedState).toBeUndefined();
-  expect(answers.get(24n)).toMatchObject({ case: "error", value: { code: grpc.status.INVALID_ARGUMENT, message: expect.stringMatching(/app_id/) } });
-  expect(answers.get(25n)).toMatchObject({ case: "error", value: { code: grpc.status.INVALID_ARGUMENT, message: expect.stringMatching(/save or a load/) } });
-  expect(answers.get(26n)).toMatchObject({ case: "error", value: { code: grpc.status.RESOURCE_EXHAUSTED } });
+describe.each(framings)("$name", (framing) => {
+  /** Distinct app ids per framing: both suites share one server. */
+  const app = (name: string) => `${framing.name}-${name}`;
 
-  // Half-close: the server answers what it has, then ends the stream with OK.
-  pipe.send(encode({ callId: 27n, call: save(27n, "last", 0n) }));
-  pipe.end();
-  expect(await pipe.status).toMatchObject({ code: grpc.status.OK });
-  expect(byId(decode(pipe.answers)).get(27n)).toMatchObject({ case: "save" });
+  test("every call is answered once under its call_id; a failed call fails alone", async () => {
+    const pipe = framing.open(server.address);
+    framing.send(pipe, ids(1, 20).map((i) => ({ callId: i, call: save(i, app(`app-${i}`), 0n) })));
+    const saved = byId(await framing.answered(pipe, 20));
+    expect(sorted([...saved.keys()])).toEqual(ids(1, 20));
+    expect([...saved.values()].every((result) => result.case === "save" && result.value.createdAt)).toBe(true);
+
+    framing.send(pipe, [
+      { callId: 21n, call: save(21n, app("app-1"), 0n) }, // duplicate of call 1
+      { callId: 22n, call: load(app("app-7")) },
+      { callId: 23n, call: load(app("nobody")) },
+      { callId: 24n, call: save(24n, "", 0n) }, // no app_id
+      { callId: 25n },
+      { callId: 26n, call: save(26n, app("big"), 0n, new Uint8Array(49 * 1024)) },
+    ]);
+    const answers = byId((await framing.answered(pipe, 26)).slice(20));
+    expect(answers.get(21n)).toMatchObject({ case: "error", value: { code: grpc.status.ALREADY_EXISTS } });
+    const loaded = answers.get(22n);
+    expect(loaded?.case === "load" && loaded.value.persistedState).toMatchObject({ appId: app("app-7"), state: new Uint8Array([7]) });
+    const missing = answers.get(23n);
+    expect(missing?.case === "load" && missing.value.persistedState).toBeUndefined();
+    expect(answers.get(24n)).toMatchObject({ case: "error", value: { code: grpc.status.INVALID_ARGUMENT, message: expect.stringMatching(/app_id/) } });
+    expect(answers.get(25n)).toMatchObject({ case: "error", value: { code: grpc.status.INVALID_ARGUMENT, message: expect.stringMatching(/save or a load/) } });
+    expect(answers.get(26n)).toMatchObject({ case: "error", value: { code: grpc.status.RESOURCE_EXHAUSTED } });
+
+    // Half-close: the server answers what it has, then ends the stream with OK.
+    framing.send(pipe, [{ callId: 27n, call: save(27n, app("last"), 0n) }]);
+    pipe.end();
+    expect(await pipe.status).toMatchObject({ code: grpc.status.OK });
+    expect(byId(framing.answers(pipe)).get(27n)).toMatchObject({ case: "save" });
+  });
+
+  test("a message that does not decode ends the stream with INVALID_ARGUMENT; the server keeps serving", async () => {
+    const pipe = framing.open(server.address);
+    pipe.send(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]));
+    expect(await pipe.status).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(new RegExp(`${framing.name}Request`)) });
+
+    const next = framing.open(server.address);
+    framing.send(next, [{ callId: 1n, call: save(1n, app("after-garbage"), 0n) }]);
+    expect((await framing.answered(next, 1))[0]!.result.case).toBe("save");
+    next.end();
+    await next.status;
+  });
+
+  test("a message that does not decode: every call before it is answered with its result, none after it runs, then INVALID_ARGUMENT", async () => {
+    // 200 saves in flight when the bad message is read (a save waits at least one turn of the
+    // event loop for its batch), then calls that must never run.
+    const pipe = framing.open(server.address);
+    framing.send(pipe, ids(1, 200).map((i) => ({ callId: i, call: save(i, app(`before-bad-${i}`), 0n) })));
+    pipe.send(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]));
+    framing.send(pipe, ids(201, 220).map((i) => ({ callId: i, call: save(i, app(`after-bad-${i}`), 0n) })));
+    expect(await pipe.status).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(new RegExp(`${framing.name}Request`)) });
+    const answers = framing.answers(pipe);
+    expect(sorted(answers.map((answer) => answer.callId))).toEqual(ids(1, 200));
+    expect(answers.filter((answer) => answer.result.case !== "save")).toEqual([]);
+
+    const check = framing.open(server.address);
+    framing.send(check, ids(1, 220).map((i) => ({ callId: i, call: load(app(i <= 200n ? `before-bad-${i}` : `after-bad-${i}`)) })));
+    const stored = byId(await framing.answered(check, 220));
+    for (const i of ids(1, 220)) {
+      const loaded = stored.get(i);
+      expect(loaded?.case === "load" && loaded.value.persistedState !== undefined).toBe(i <= 200n);
+    }
+    check.end();
+    expect(await check.status).toMatchObject({ code: grpc.status.OK });
+  });
+
+  test("a client that stops reading answers makes the server stop reading calls, not buffer answers", async () => {
+    const own = await startServerProcess(["--store", "sqlite::memory:", "--init"]);
+    try {
+      const state = new Uint8Array(200 * 1024).fill(7);
+      const setup = framing.open(own.address);
+      framing.send(setup, [{ callId: 1n, call: save(1n, "big", 0n, state) }]);
+      expect((await framing.answered(setup, 1))[0]!.result.case).toBe("save");
+      setup.end();
+      await setup.status;
+
+      const pipe = framing.open(own.address);
+      pipe.pause();
+      const rssBefore = residentBytes(own.child.pid!);
+      // 1,000 answers of 200 KiB: 200 MB if the server buffered them all.
+      const loads = 1000;
+      for (let from = 1; from <= loads; from += 50) framing.send(pipe, ids(from, from + 49).map((i) => ({ callId: i, call: load("big") })));
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      expect(residentBytes(own.child.pid!) - rssBefore).toBeLessThan(100 * 1024 * 1024);
+      pipe.resume();
+      const answers = await framing.answered(pipe, loads);
+      expect(sorted(answers.map((answer) => answer.callId))).toEqual(ids(1, loads));
+      expect(answers.every((answer) => answer.result.case === "load" && answer.result.value.persistedState?.state.byteLength === state.byteLength)).toBe(true);
+      pipe.end();
+      expect(await pipe.status).toMatchObject({ code: grpc.status.OK });
+    } finally {
+      await own.stop();
+    }
+  }, 60_000);
+
+  test("on shutdown: calls received are answered once each, the stream ends OK, the server exits 0", async () => {
+    const own = await startServerProcess(["--store", "sqlite::memory:", "--init", "--shutdown-grace-ms", "20000"]);
+    const pipe = framing.open(own.address);
+    for (let from = 1; from <= 50; from += 10) framing.send(pipe, ids(from, from + 9).map((i) => ({ callId: i, call: save(i, `drain-${i}`, 0n) })));
+    await framing.answered(pipe, 1);
+    const began = Date.now();
+    const exited = own.stop("SIGTERM");
+    const status = await pipe.status;
+    expect(status.code).toBe(grpc.status.OK);
+    // Ended by the drain, not cut by the 20 s grace period.
+    expect(Date.now() - began).toBeLessThan(10_000);
+    // Calls still in transit when the stream ended were never read: the client sees them unanswered.
+    const answers = framing.answers(pipe);
+    expect(answers.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(answers.map((answer) => answer.callId)).size).toBe(answers.length);
+    for (const answer of answers) {
+      expect(answer.result.case === "save" || (answer.result.case === "error" && answer.result.value.code === grpc.status.UNAVAILABLE)).toBe(true);
+    }
+    expect(await exited).toBe(0);
+  });
+
+  test("on shutdown, calls queued behind a client that stopped reading are answered UNAVAILABLE, then the stream ends OK", async () => {
+    const own = await startServerProcess(["--store", "sqlite::memory:", "--init", "--shutdown-grace-ms", "20000"]);
+    try {
+      const state = new Uint8Array(200 * 1024).fill(7);
+      const setup = framing.open(own.address);
+      framing.send(setup, [{ callId: 1n, call: save(1n, "big", 0n, state) }]);
+      expect((await framing.answered(setup, 1))[0]!.result.case).toBe("save");
+      setup.end();
+      await setup.status;
+
+      // 1,000 loads of 25 bytes fit the stream's 64 KiB flow-control window: all of them reach the
+      // server, which stops reading them once answers back up (a few 200 KiB answers), so most
+      // wait in grpc-js's buffers when SIGTERM arrives.
+      const pipe = framing.open(own.address);
+      pipe.pause();
+      const loads = 1000;
+      for (let from = 1; from <= loads; from += 10) framing.send(pipe, ids(from, from + 9).map((i) => ({ callId: i, call: load("big") })));
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      const exited = own.stop("SIGTERM");
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      pipe.resume();
+      expect(await pipe.status).toMatchObject({ code: grpc.status.OK });
+      const answers = framing.answers(pipe);
+      expect(sorted(answers.map((answer) => answer.callId))).toEqual(ids(1, loads));
+      const ran = answers.filter((answer) => answer.result.case === "load" && answer.result.value.persistedState?.state.byteLength === state.byteLength);
+      const refused = answers.filter((answer) => answer.result.case === "error" && answer.result.value.code === grpc.status.UNAVAILABLE);
+      expect(ran.length).toBeGreaterThan(0);
+      expect(refused.length).toBeGreaterThan(0);
+      expect(ran.length + refused.length).toBe(loads);
+      expect(await exited).toBe(0);
+    } finally {
+      await own.stop();
+    }
+  }, 60_000);
 });
 
-test("a message that does not decode ends the stream with INVALID_ARGUMENT; the server keeps serving", async () => {
-  const pipe = rawPipeline(server.address);
-  pipe.send(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]));
-  expect(await pipe.status).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/PipelineRequest/) });
-
-  const next = rawPipeline(server.address);
-  next.send(encode({ callId: 1n, call: save(1n, "after-garbage", 0n) }));
-  expect(decode(await next.answered(1))[0]!.result.case).toBe("save");
-  next.end();
-  await next.status;
-});
-
-test("a message that does not decode: every call before it is answered with its result, none after it runs, then INVALID_ARGUMENT", async () => {
-  // 200 saves in flight when the bad message is read (a save waits at least one turn of the
-  // event loop for its batch), then calls that must never run.
-  const pipe = rawPipeline(server.address);
-  for (let i = 1n; i <= 200n; i++) pipe.send(encode({ callId: i, call: save(i, `before-bad-${i}`, 0n) }));
-  pipe.send(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]));
-  for (let i = 201n; i <= 220n; i++) pipe.send(encode({ callId: i, call: save(i, `after-bad-${i}`, 0n) }));
-  expect(await pipe.status).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/PipelineRequest/) });
-  const answers = decode(pipe.answers);
-  expect(answers.map((answer) => answer.callId).sort((a, b) => Number(a - b))).toEqual(Array.from({ length: 200 }, (_, i) => BigInt(i + 1)));
-  expect(answers.filter((answer) => answer.result.case !== "save")).toEqual([]);
-
-  const check = rawPipeline(server.address);
-  for (let i = 1n; i <= 220n; i++) {
-    const appId = i <= 200n ? `before-bad-${i}` : `after-bad-${i}`;
-    check.send(encode({ callId: i, call: { case: "load", value: { $typeName: "burr.state.v1.LoadRequest", partitionKey: "pipe", appId } } }));
-  }
-  const stored = byId(decode(await check.answered(220)));
-  for (let i = 1n; i <= 220n; i++) {
-    const loaded = stored.get(i);
-    expect(loaded?.case === "load" && loaded.value.persistedState !== undefined).toBe(i <= 200n);
-  }
-  check.end();
-  expect(await check.status).toMatchObject({ code: grpc.status.OK });
-});
-
-test("a call over the server's message limit is refused alone: the calls around it, running or not, are answered", async () => {
-  const pipe = rawPipeline(server.address);
-  for (let i = 1n; i <= 10n; i++) pipe.send(encode({ callId: i, call: save(i, `around-${i}`, 0n) }));
-  pipe.send(encode({ callId: 11n, call: save(11n, "huge", 0n, new Uint8Array(200 * 1024)) }));
-  for (let i = 12n; i <= 20n; i++) pipe.send(encode({ callId: i, call: save(i, `around-${i}`, 0n) }));
-  const answers = byId(decode(await pipe.answered(20)));
+test("Pipeline: a call over the server's message limit is refused alone: the calls around it, running or not, are answered", async () => {
+  const pipe = single.open(server.address);
+  single.send(pipe, [
+    ...ids(1, 10).map((i) => ({ callId: i, call: save(i, `around-${i}`, 0n) })),
+    { callId: 11n, call: save(11n, "huge", 0n, new Uint8Array(200 * 1024)) },
+    ...ids(12, 20).map((i) => ({ callId: i, call: save(i, `around-${i}`, 0n) })),
+  ]);
+  const answers = byId(await single.answered(pipe, 20));
   expect(answers.get(11n)).toMatchObject({
     case: "error",
     value: { code: grpc.status.RESOURCE_EXHAUSTED, message: expect.stringMatching(/over the server's message limit of 65536 bytes \(--max-message-bytes\); it was not run/) },
   });
-  for (let i = 1n; i <= 20n; i++) if (i !== 11n) expect(answers.get(i)?.case).toBe("save");
-  const check = rawPipeline(server.address);
-  check.send(encode({ callId: 1n, call: { case: "load", value: { $typeName: "burr.state.v1.LoadRequest", partitionKey: "pipe", appId: "huge" } } }));
-  const [loaded] = decode(await check.answered(1));
+  for (const i of ids(1, 20)) if (i !== 11n) expect(answers.get(i)?.case).toBe("save");
+  const check = single.open(server.address);
+  single.send(check, [{ callId: 1n, call: load("huge") }]);
+  const [loaded] = await single.answered(check, 1);
   expect(loaded!.result.case === "load" && loaded!.result.value.persistedState).toBeUndefined();
   for (const stream of [pipe, check]) {
     stream.end();
@@ -124,93 +219,42 @@ test("a call over the server's message limit is refused alone: the calls around 
   }
 });
 
-test("a client that stops reading answers makes the server stop reading calls, not buffer answers", async () => {
-  const own = await startServerProcess(["--store", "sqlite::memory:", "--init"]);
-  try {
-    const state = new Uint8Array(200 * 1024).fill(7);
-    const setup = rawPipeline(own.address);
-    setup.send(encode({ callId: 1n, call: save(1n, "big", 0n, state) }));
-    expect(decode(await setup.answered(1))[0]!.result.case).toBe("save");
-    setup.end();
-    await setup.status;
-
-    const pipe = rawPipeline(own.address);
-    pipe.pause();
-    const rssBefore = residentBytes(own.child.pid!);
-    // 1,000 answers of 200 KiB: 200 MB if the server buffered them all.
-    const loads = 1000;
-    for (let i = 1n; i <= BigInt(loads); i++) {
-      pipe.send(encode({ callId: i, call: { case: "load", value: { $typeName: "burr.state.v1.LoadRequest", partitionKey: "pipe", appId: "big" } } }));
-    }
-    await new Promise((resolve) => setTimeout(resolve, 3000));
-    expect(residentBytes(own.child.pid!) - rssBefore).toBeLessThan(100 * 1024 * 1024);
-    pipe.resume();
-    const answers = decode(await pipe.answered(loads));
-    expect(answers.every((answer) => answer.result.case === "load" && answer.result.value.persistedState?.state.byteLength === state.byteLength)).toBe(true);
-    pipe.end();
-    expect(await pipe.status).toMatchObject({ code: grpc.status.OK });
-  } finally {
-    await own.stop();
+test("BatchedPipeline: calls share messages both ways, an empty message is ignored, and grouped answers stay under the message limit", async () => {
+  const pipe = batched.open(server.address);
+  // 40 KiB states: a grouped answer may hold one of them (half of the 64 KiB message limit).
+  const state = new Uint8Array(40 * 1024).fill(3);
+  for (const i of ids(1, 8)) batched.send(pipe, [{ callId: i, call: save(i, `grouped-${i}`, 0n, state) }]);
+  expect((await batched.answered(pipe, 8)).every((answer) => answer.result.case === "save")).toBe(true);
+  // Small saves in one message run in one store batch: their answers share a message.
+  const bigSaveMessages = pipe.answers.length;
+  batched.send(pipe, ids(61, 68).map((i) => ({ callId: i, call: save(i, `grouped-${i}`, 0n) })));
+  await batched.answered(pipe, 16);
+  const saveMessages = pipe.answers.length;
+  batched.send(pipe, []);
+  batched.send(pipe, ids(11, 18).map((i) => ({ callId: i, call: load(`grouped-${i - 10n}`) })));
+  batched.send(pipe, ids(21, 60).map((i) => ({ callId: i, call: load("nobody") })));
+  const answers = await batched.answered(pipe, 64);
+  expect(sorted(answers.map((answer) => answer.callId))).toEqual([...ids(1, 8), ...ids(11, 18), ...ids(21, 60), ...ids(61, 68)]);
+  const results = byId(answers);
+  for (const i of ids(11, 18)) {
+    const loaded = results.get(i);
+    expect(loaded?.case === "load" && loaded.value.persistedState?.state).toEqual(state);
   }
-}, 60_000);
-
-test("on shutdown: calls received are answered once each, the stream ends OK, the server exits 0", async () => {
-  const own = await startServerProcess(["--store", "sqlite::memory:", "--init", "--shutdown-grace-ms", "20000"]);
-  const pipe = rawPipeline(own.address);
-  for (let i = 1n; i <= 50n; i++) pipe.send(encode({ callId: i, call: save(i, `drain-${i}`, 0n) }));
-  await pipe.answered(1);
-  const began = Date.now();
-  const exited = own.stop("SIGTERM");
-  const status = await pipe.status;
-  expect(status.code).toBe(grpc.status.OK);
-  // Ended by the drain, not cut by the 20 s grace period.
-  expect(Date.now() - began).toBeLessThan(10_000);
-  // Calls still in transit when the stream ended were never read: the client sees them unanswered.
-  const answers = decode(pipe.answers);
-  expect(answers.length).toBeGreaterThanOrEqual(1);
-  expect(new Set(answers.map((answer) => answer.callId)).size).toBe(answers.length);
-  for (const answer of answers) {
-    expect(answer.result.case === "save" || (answer.result.case === "error" && answer.result.value.code === grpc.status.UNAVAILABLE)).toBe(true);
-  }
-  expect(await exited).toBe(0);
+  expect(saveMessages - bigSaveMessages).toBe(1);
+  // Each 40 KiB load travels alone; the 40 small ones share messages.
+  expect(pipe.answers.length - saveMessages).toBeLessThan(48);
+  expect(Math.max(...pipe.answers.map((message) => message.byteLength))).toBeLessThanOrEqual(64 * 1024);
+  pipe.end();
+  expect(await pipe.status).toMatchObject({ code: grpc.status.OK });
 });
 
-test("on shutdown, calls queued behind a client that stopped reading are answered UNAVAILABLE, then the stream ends OK", async () => {
-  const own = await startServerProcess(["--store", "sqlite::memory:", "--init", "--shutdown-grace-ms", "20000"]);
-  try {
-    const state = new Uint8Array(200 * 1024).fill(7);
-    const setup = rawPipeline(own.address);
-    setup.send(encode({ callId: 1n, call: save(1n, "big", 0n, state) }));
-    expect(decode(await setup.answered(1))[0]!.result.case).toBe("save");
-    setup.end();
-    await setup.status;
-
-    // 1,000 loads of 25 bytes fit the stream's 64 KiB flow-control window: all of them reach the
-    // server, which stops reading them once answers back up (a few 200 KiB answers), so most
-    // wait in grpc-js's buffers when SIGTERM arrives.
-    const pipe = rawPipeline(own.address);
-    pipe.pause();
-    const loads = 1000;
-    for (let i = 1n; i <= BigInt(loads); i++) {
-      pipe.send(encode({ callId: i, call: { case: "load", value: { $typeName: "burr.state.v1.LoadRequest", partitionKey: "pipe", appId: "big" } } }));
-    }
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    const exited = own.stop("SIGTERM");
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    pipe.resume();
-    expect(await pipe.status).toMatchObject({ code: grpc.status.OK });
-    const answers = decode(pipe.answers);
-    expect(answers.map((answer) => answer.callId).sort((a, b) => Number(a - b))).toEqual(Array.from({ length: loads }, (_, i) => BigInt(i + 1)));
-    const ran = answers.filter((answer) => answer.result.case === "load" && answer.result.value.persistedState?.state.byteLength === state.byteLength);
-    const refused = answers.filter((answer) => answer.result.case === "error" && answer.result.value.code === grpc.status.UNAVAILABLE);
-    expect(ran.length).toBeGreaterThan(0);
-    expect(refused.length).toBeGreaterThan(0);
-    expect(ran.length + refused.length).toBe(loads);
-    expect(await exited).toBe(0);
-  } finally {
-    await own.stop();
-  }
-}, 60_000);
+test("BatchedPipeline: 1,024 calls fit in a message; a message of more ends the stream INVALID_ARGUMENT once the calls before it are answered", async () => {
+  const pipe = batched.open(server.address);
+  batched.send(pipe, ids(1, 1024).map((i) => ({ callId: i, call: load("nobody") })));
+  batched.send(pipe, ids(2001, 3025).map((i) => ({ callId: i, call: load("nobody") })));
+  expect(await pipe.status).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: expect.stringMatching(/more than 1024 calls/) });
+  expect(sorted(batched.answers(pipe).map((answer) => answer.callId))).toEqual(ids(1, 1024));
+});
 
 test("on shutdown, a client that keeps sending gets UNAVAILABLE answers and its stream ends OK within the grace period", async () => {
   const grace = 3000;

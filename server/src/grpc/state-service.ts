@@ -18,6 +18,7 @@ import type { Logger } from "../log";
 import { MalformedRequest, pagedHandler, unaryHandler } from "./handlers";
 import { historyHandlers } from "./history";
 import { type CallObserver, pipelineHandler, PipelineShutdown } from "./pipeline-handler";
+import { batchedPipelinePath, countCalls, maxCallsPerMessage } from "./pipelined";
 
 /** The generated definition, with decoding failures turned into MalformedRequest values. */
 function tolerantDefinition(): grpc.ServiceDefinition {
@@ -25,8 +26,12 @@ function tolerantDefinition(): grpc.ServiceDefinition {
   for (const method of StatePersister.methods) {
     const entry = definition[method.localName]!;
     const decode = entry.requestDeserialize;
+    const batched = `/${StatePersister.typeName}/${method.name}` === batchedPipelinePath;
     entry.requestDeserialize = (bytes: Buffer) => {
       try {
+        if (batched && countCalls(bytes) > maxCallsPerMessage) {
+          return new MalformedRequest(method.input, new Error(`it carries more than ${maxCallsPerMessage} calls, the most one message may carry`));
+        }
         return decode(bytes);
       } catch (cause) {
         return new MalformedRequest(method.input, cause);

@@ -180,7 +180,8 @@ class StatePersisterServicer:
         answered in any order. Everything else is Pipeline's: call_ids unique among the stream's
         unanswered calls, per-call errors, shutdown, and a message that does not decode. A message
         without calls is ignored. A message over the server's message limit, or one the server has
-        no room for, runs none of its calls and each is answered RESOURCE_EXHAUSTED.
+        no room for, runs none of its calls and each is answered RESOURCE_EXHAUSTED. A message
+        carries at most 1,024 calls; one with more is treated as a message that does not decode.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
