@@ -9,6 +9,8 @@ import * as grpc from "@grpc/grpc-js";
 import { GrpcStatePersister } from "../../client/src/grpc-persister";
 import { SyncGrpcStatePersister } from "../../client/src/sync-persister";
 import { Code } from "../../client/src/errors";
+import { Status } from "../../client/src/gen/burr/state/v1/state_persister_pb";
+import { batched } from "../support/pipeline-framing";
 import { rawUnary } from "../support/raw-grpc";
 import { startServerProcess, type ServerProcess } from "../support/server-process";
 
@@ -83,6 +85,29 @@ test("on one pipeline, a denied call fails alone: the calls around it succeed", 
   ]);
   expect(await c.listAppIds("user-8")).toEqual(["y", "x"]);
   await c.close();
+});
+
+test("in one BatchedPipeline message, each call is checked on its own: a denied call fails alone", async () => {
+  const metadata = new grpc.Metadata();
+  metadata.set("authorization", `Bearer ${writer}`);
+  const pipe = batched.open(server.address, metadata);
+  const save = (partitionKey: string, appId: string) => ({
+    case: "save" as const,
+    value: { partitionKey, appId, sequenceId: 0n, position: "p", state: new TextEncoder().encode("{}"), status: Status.COMPLETED },
+  });
+  batched.send(pipe, [
+    { callId: 1n, call: save("user-9", "x") },
+    { callId: 2n, call: save("team-3", "x") },
+    { callId: 3n, call: { case: "load", value: { partitionKey: "team-3", appId: "x" } } },
+    { callId: 4n, call: { case: "load", value: { partitionKey: "user-7", appId: "a" } } },
+  ]);
+  const results = new Map((await batched.answered(pipe, 4)).map((answer) => [answer.callId, answer.result]));
+  expect(results.get(1n)?.case).toBe("save");
+  expect(results.get(2n)).toMatchObject({ case: "error", value: { code: Code.PERMISSION_DENIED, message: expect.stringContaining("team-3") } });
+  expect(results.get(3n)).toMatchObject({ case: "error", value: { code: Code.PERMISSION_DENIED } });
+  expect(results.get(4n)).toMatchObject({ case: "load", value: { persistedState: { appId: "a" } } });
+  pipe.end();
+  expect(await pipe.status).toMatchObject({ code: grpc.status.OK });
 });
 
 test("a read-only token reads everywhere but cannot Save or Initialize", async () => {
