@@ -14,7 +14,7 @@ step() { printf '\n== %s\n' "$*"; }
 step "proto lint"
 npx buf lint
 step "contract: additions only since the last release (buf breaking)"
-npx buf breaking proto --against proto/releases/0.1.0.binpb
+npx buf breaking proto --against proto/releases/0.2.0.binpb
 step "generated code is up to date"
 bash scripts/check-generated.sh
 step "typecheck (sources and tests)"
