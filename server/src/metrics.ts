@@ -29,7 +29,7 @@ export class Metrics {
   });
   readonly openStreams = new Gauge({
     name: "burr_open_streams",
-    help: "Streams open now: Pipeline, ListAppIds, health Watch",
+    help: "Streams open now: Pipeline, BatchedPipeline, ListAppIds, ListSteps, health Watch",
     registers: [this.registry],
   });
 
