@@ -43,6 +43,17 @@ describe.each(framings)("$name", (framing) => {
   /** Distinct app ids per framing: both suites share one server. */
   const app = (name: string) => `${framing.name}-${name}`;
 
+  /** Saves app "big" with a state of 200 KiB, whose loads make answers back up; returns the state. */
+  const saveBig = async (address: string) => {
+    const state = new Uint8Array(200 * 1024).fill(7);
+    const setup = framing.open(address);
+    framing.send(setup, [{ callId: 1n, call: save(1n, "big", 0n, state) }]);
+    expect((await framing.answered(setup, 1))[0]!.result.case).toBe("save");
+    setup.end();
+    await setup.status;
+    return state;
+  };
+
   test("every call is answered once under its call_id; a failed call fails alone", async () => {
     const pipe = framing.open(server.address);
     framing.send(pipe, ids(1, 20).map((i) => ({ callId: i, call: save(i, app(`app-${i}`), 0n) })));
@@ -113,12 +124,7 @@ describe.each(framings)("$name", (framing) => {
   test("a client that stops reading answers makes the server stop reading calls, not buffer answers", async () => {
     const own = await startServerProcess(["--store", "sqlite::memory:", "--init"]);
     try {
-      const state = new Uint8Array(200 * 1024).fill(7);
-      const setup = framing.open(own.address);
-      framing.send(setup, [{ callId: 1n, call: save(1n, "big", 0n, state) }]);
-      expect((await framing.answered(setup, 1))[0]!.result.case).toBe("save");
-      setup.end();
-      await setup.status;
+      const state = await saveBig(own.address);
 
       const pipe = framing.open(own.address);
       pipe.pause();
@@ -163,12 +169,7 @@ describe.each(framings)("$name", (framing) => {
   test("on shutdown, calls queued behind a client that stopped reading are answered UNAVAILABLE, then the stream ends OK", async () => {
     const own = await startServerProcess(["--store", "sqlite::memory:", "--init", "--shutdown-grace-ms", "20000"]);
     try {
-      const state = new Uint8Array(200 * 1024).fill(7);
-      const setup = framing.open(own.address);
-      framing.send(setup, [{ callId: 1n, call: save(1n, "big", 0n, state) }]);
-      expect((await framing.answered(setup, 1))[0]!.result.case).toBe("save");
-      setup.end();
-      await setup.status;
+      const state = await saveBig(own.address);
 
       // 1,000 loads of 25 bytes fit the stream's 64 KiB flow-control window: all of them reach the
       // server, which stops reading them once answers back up (a few 200 KiB answers), so most
