@@ -202,6 +202,8 @@ export function pipelineHandler(
         .then((code) => {
           work.observe?.(`/${StatePersister.typeName}/${method}`, code, Number(process.hrtime.bigint() - started) / 1e9);
           running--;
+          // The last running call: nothing else can join its answer this turn, so it goes now.
+          if (running === 0) flushGroup();
           flow();
           end();
         });
