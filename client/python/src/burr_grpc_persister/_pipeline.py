@@ -31,10 +31,11 @@ UNARY_FROM_BYTES = 1024 * 1024
 #: At most this many calls in one message: the rest go in the next.
 MAX_BATCH_CALLS = 256
 
-#: A message holds more than one call only while its encoded calls stay within this many bytes,
-#: well under the server's message limit (16 MiB by default, 1 MiB in this project's tests), over
-#: which it would refuse every call of the message.
-MAX_BATCH_BYTES = 512 * 1024
+#: A message holds more than one call only while its encoded calls stay within this many bytes.
+#: A server refuses every call of a message over its limit (--max-message-bytes, 16 MiB by
+#: default), so a server whose limit is at least 64 KiB, the least the clients are made for,
+#: never refuses a batch whose calls it would take one by one.
+MAX_BATCH_BYTES = 64 * 1024
 
 Call = Union[pb.SaveRequest, pb.LoadRequest]
 Result = Union[pb.SaveResponse, pb.LoadResponse]
