@@ -36,6 +36,8 @@ import { appId, historyApp, historyPartition, partitionFor, stateOf } from "./li
 /** The real server's page size for listings (stores/src/guard.ts), so chunks are alike. */
 const chunkIds = 1000;
 const maxMessageBytes = 16 * 1024 * 1024;
+/** The real server's bound on a grouped answer message (server/src/grpc/pipeline-handler.ts). */
+const groupedAnswerBytes = 1024 * 1024;
 
 const { values } = parseArgs({
   options: {
@@ -120,19 +122,26 @@ const implementation: grpc.UntypedServiceImplementation = {
     );
     call.on("end", () => setImmediate(() => call.end()));
   },
-  // The same, each turn's answers in one message.
+  // The same, each turn's answers in one message of at most about 1 MiB, as the real server groups them.
   batchedPipeline: (call: grpc.ServerDuplexStream<BatchedPipelineRequest, object>) => {
-    let answers: PipelineResponse[] = [];
+    let groups: PipelineResponse[][] = [];
+    let groupBytes = 0;
     call.on("data", ({ calls }: BatchedPipelineRequest) => {
-      if (answers.length === 0) {
+      if (groups.length === 0) {
         setImmediate(() => {
-          if (!call.cancelled) call.write(create(BatchedPipelineResponseSchema, { answers }));
-          answers = [];
+          for (const answers of groups) if (!call.cancelled) call.write(create(BatchedPipelineResponseSchema, { answers }));
+          groups = [];
         });
       }
       for (const { callId, call: which } of calls) {
         const result = which.case === "save" ? { case: "save" as const, value: saved() } : { case: "load" as const, value: loaded };
-        answers.push(create(PipelineResponseSchema, { callId, result }));
+        const bytes = which.case === "load" ? stateBytes : 0;
+        if (groups.length === 0 || groupBytes + bytes > groupedAnswerBytes) {
+          groups.push([]);
+          groupBytes = 0;
+        }
+        groups.at(-1)!.push(create(PipelineResponseSchema, { callId, result }));
+        groupBytes += bytes;
       }
     });
     call.on("end", () => setImmediate(() => call.end()));
