@@ -1,7 +1,8 @@
 /**
- * The async client sends the calls made in one turn of the event loop together, as few
- * BatchedPipeline messages as its bounds allow, and settles each call with its own answer. A
- * grpc-js server records the calls of each message it receives and answers as each test says.
+ * The async client sends the calls made in one pass of the event loop (and the calls that waited
+ * for a full stream buffer to drain) together, as few BatchedPipeline messages as its bounds
+ * allow, and settles each call with its own answer. A grpc-js server records the calls of each
+ * message it receives and answers as each test says.
  */
 import * as grpc from "@grpc/grpc-js";
 import { create } from "@bufbuild/protobuf";
@@ -100,6 +101,30 @@ test("calls made by several callbacks of one event-loop pass (timers due togethe
   const states = await Promise.all(apps.map((appId) => new Promise((resolve) => setTimeout(() => resolve(client.load({ appId })), 0))));
   expect(messages.map((calls) => calls.map(appOf))).toEqual([apps]);
   expect(states).toHaveLength(10);
+});
+
+test("while the stream's buffer is full, calls wait in the client and go out together once it drains", async () => {
+  // The server stops reading at the first message, so HTTP/2 flow control fills the client's buffer.
+  let resume!: () => void;
+  onMessage = (calls, stream) => {
+    if (messages.length === 1) {
+      stream.pause();
+      resume = () => stream.resume();
+    }
+    answer(stream, calls.map(saved));
+  };
+  const passes = 300;
+  const state = new Uint8Array(64 * 1024);
+  const saves: Promise<unknown>[] = [];
+  // One call per event-loop pass: without backpressure each would be a message of its own.
+  for (let i = 0; i < passes; i++) {
+    saves.push(client.save({ ...step(`full-${i}`), state }));
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  resume();
+  await Promise.all(saves);
+  expect(messages.flat().map(appOf)).toEqual(Array.from({ length: passes }, (_, i) => `full-${i}`));
+  expect(messages.length).toBeLessThan(passes / 2);
 });
 
 test("an error answer fails its call alone", async () => {
