@@ -44,13 +44,15 @@ server.addService(serviceDefinition(StatePersister), {
     stream.on("end", () => stream.end());
   },
 });
+let address: string;
 let client: GrpcStatePersister<Uint8Array>;
 
 beforeAll(async () => {
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
   );
-  client = new GrpcStatePersister({ address: `127.0.0.1:${port}`, codec: rawCodec, retry: { attempts: 1 } });
+  address = `127.0.0.1:${port}`;
+  client = new GrpcStatePersister({ address, codec: rawCodec, retry: { attempts: 1 } });
 });
 afterAll(async () => {
   await client.close();
@@ -154,4 +156,15 @@ test("a stream that fails fails exactly the calls it left unanswered, with its s
   onMessage = (calls, stream) => answer(stream, calls.map(saved));
   await expect(client.save(step("after"))).resolves.toEqual({ createdAt: expect.any(Date) });
   expect(messages.map((calls) => calls.map(appOf))).toEqual([apps, ["after"]]);
+});
+
+test("close() right after calls sends them before ending the stream: they are answered", async () => {
+  onMessage = (calls, stream) => answer(stream, calls.map(saved));
+  const closing = new GrpcStatePersister({ address, codec: rawCodec, retry: { attempts: 1 } });
+  // Connected first: grpc-js refuses calls on a channel closed before it connected.
+  await closing.save(step("w"));
+  const saves = ["x", "y"].map((appId) => closing.save(step(appId)));
+  await closing.close();
+  await expect(Promise.all(saves)).resolves.toEqual([{ createdAt: expect.any(Date) }, { createdAt: expect.any(Date) }]);
+  expect(messages.map((calls) => calls.map(appOf))).toEqual([["w"], ["x", "y"]]);
 });
