@@ -1,6 +1,8 @@
 /**
  * GrpcStatePersister: the async persister over gRPC. It implements the same interface as the
- * in-process backends, so an app moves from an embedded store to the server by one line.
+ * in-process backends, so an app moves from an embedded store to the server by one line. Saves
+ * and Loads go over one BatchedPipeline stream, the calls made in one event-loop pass grouped in
+ * one message (pipeline.ts).
  */
 import * as grpc from "@grpc/grpc-js";
 import { withCodec } from "./codec";
