@@ -44,6 +44,24 @@ test("a state JavaScript cannot parse comes back through rawCodec, and the JSON 
   await json.close();
 });
 
+test("calls too large together for the server's message limit are sent again alone: each lands unless it alone is over", async () => {
+  const small = await startServerProcess(["--store", "sqlite::memory:", "--init", "--max-message-bytes", String(64 * 1024)]);
+  const client = new GrpcStatePersister({ address: small.address, codec: rawCodec });
+  try {
+    const step = (appId: string, stateBytes: number) => ({ appId, sequenceId: 0, position: "p", state: new Uint8Array(stateBytes).fill(7), status: "completed" as const });
+    // Made in one turn: one message of about 170 KiB, refused whole by the server.
+    const saves = [...Array.from({ length: 10 }, (_, i) => step(`fits-${i}`, 10 * 1024)), step("too-large", 70 * 1024)].map((input) => client.save(input));
+    const results = await Promise.allSettled(saves);
+    expect(results.slice(0, 10).map((result) => result.status)).toEqual(Array(10).fill("fulfilled"));
+    expect(results[10]).toMatchObject({ status: "rejected", reason: { code: Code.RESOURCE_EXHAUSTED } });
+    for (let i = 0; i < 10; i++) expect((await client.load({ appId: `fits-${i}` }))?.state).toEqual(new Uint8Array(10 * 1024).fill(7));
+    expect(await client.load({ appId: "too-large" })).toBeNull();
+  } finally {
+    await client.close();
+    await small.stop();
+  }
+});
+
 test("errors are PersisterErrors carrying the gRPC code, in both clients", async () => {
   const input = { partitionKey: "dup", appId: "a", sequenceId: 1, position: "p", state: {}, status: "completed" as const };
   const asyncClient = new GrpcStatePersister({ address: server.address });
