@@ -68,7 +68,8 @@ class OpenStream {
    * (setImmediate), before the loop waits for I/O again: the calls made by every timer and I/O
    * callback of the pass go out together, where a microtask or nextTick flush would group only
    * the calls of one callback (measured with 64 callers each resuming from its own timer: 60
-   * calls a message against 1, less CPU per call, and no added latency at one call in flight).
+   * calls a message against 1, a third less CPU per call; one call in flight pays the extra pass,
+   * about 5 µs, within the noise of its 0.16 ms).
    */
   add(request: PipelineRequest, pending: Pending): void {
     clearTimeout(this.idleTimer);
