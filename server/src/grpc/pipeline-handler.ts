@@ -163,18 +163,20 @@ export function pipelineHandler(
     shutdown.open.add(wake);
     if (shutdown.draining) end();
 
-    const answer = (callId: bigint, result: Result) => {
+    /** `last`: no other call is running, so none can join this answer. */
+    const answer = (callId: bigint, result: Result, last = false) => {
       if (ended || call.cancelled) return;
       const response = { $typeName: "burr.state.v1.PipelineResponse", callId, result } satisfies PipelineResponse;
       if (!batched) return write(response);
+      if (last && group.length === 0) return write({ $typeName: "burr.state.v1.BatchedPipelineResponse", answers: [response] } satisfies BatchedPipelineResponse);
       const size = answerBytes(result);
       if (groupSize + size > groupBytes) flushGroup();
       group.push(response);
       groupSize += size;
       groupFlush ??= setImmediate(flushGroup);
     };
-    const fail = (callId: bigint, status: { code?: number; details?: string }) =>
-      answer(callId, { case: "error", value: create(CallErrorSchema, { code: status.code ?? grpc.status.UNKNOWN, message: status.details ?? "" }) });
+    const fail = (callId: bigint, status: { code?: number; details?: string }, last = false) =>
+      answer(callId, { case: "error", value: create(CallErrorSchema, { code: status.code ?? grpc.status.UNKNOWN, message: status.details ?? "" }) }, last);
 
     const run = (request: PipelineRequest) => {
       const { callId, call: which } = request;
@@ -190,12 +192,12 @@ export function pipelineHandler(
       result
         .then(
           (value) => {
-            answer(callId, value);
+            answer(callId, value, running === 1);
             return grpc.status.OK;
           },
           (error) => {
             const status = toStatus(error, method, work.log);
-            fail(callId, status);
+            fail(callId, status, running === 1);
             return status.code ?? grpc.status.UNKNOWN;
           },
         )
