@@ -34,7 +34,7 @@ import {
   savedAt,
 } from "./wire";
 import { backoffMs, callMetadata, channelCredentials, isRetryable, resolveOptions, type ClientOptions, type ResolvedOptions } from "./options";
-import { CallPipeline, RefusedWithOthers, type PipelinedCall, type PipelineStream } from "./pipeline";
+import { CallPipeline, type PipelinedCall, type PipelineStream } from "./pipeline";
 
 const StatePersisterClient = grpc.makeGenericClientConstructor(serviceDefinition(StatePersister), StatePersister.typeName);
 
@@ -63,10 +63,8 @@ export class RawGrpcPersister implements AsyncStatePersister<Uint8Array> {
       try {
         return (await this.pipeline.call(call, this.options.deadlineMs)).value as T;
       } catch (error) {
-        // Nothing ran, so even a Save is safe to send again: the server has no BatchedPipeline
-        // (UNIMPLEMENTED), or refused the call with the others of its message, which alone may fit.
-        const unimplemented = (error as { code?: number }).code === grpc.status.UNIMPLEMENTED && !this.pipeline.supported;
-        if (!unimplemented && !(error instanceof RefusedWithOthers)) throw error;
+        // UNIMPLEMENTED: the server has no BatchedPipeline and nothing ran, so even a Save is safe to send again.
+        if ((error as { code?: number }).code !== grpc.status.UNIMPLEMENTED || this.pipeline.supported) throw error;
       }
     }
     return this.call<T>(method, request);

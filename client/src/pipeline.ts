@@ -24,16 +24,7 @@ interface Pending {
   resolve(result: PipelinedResult): void;
   reject(error: PersisterError): void;
   timer: NodeJS.Timeout;
-  /** Sent in a message with other calls. */
-  shared?: boolean;
 }
-
-/**
- * A call refused RESOURCE_EXHAUSTED in a message it shared with other calls: the message was too
- * large for the server's limit (smaller than the client's bounds) or the server had no room for
- * it. None of its calls ran, so the call may be sent again alone.
- */
-export class RefusedWithOthers extends PersisterError {}
 
 /** One open stream, the calls not yet sent, and the calls waiting for its answers. */
 class OpenStream {
@@ -91,7 +82,6 @@ class OpenStream {
     for (;;) {
       const calls = takeMessage(this.queue, (callId) => this.pending.has(Number(callId)));
       if (calls.length === 0) return;
-      if (calls.length > 1) for (const call of calls) this.pending.get(Number(call.callId))!.shared = true;
       const open = this.stream.write({ $typeName: "burr.state.v1.BatchedPipelineRequest", calls } satisfies BatchedPipelineRequest);
       if (!open && !all) {
         this.awaitingDrain = true;
@@ -173,9 +163,7 @@ export class CallPipeline {
     const pending = open.settle(Number(answer.callId));
     if (!pending) return;
     const result = answer.result;
-    if (result.case === "error" && result.value.code === Code.RESOURCE_EXHAUSTED && pending.shared) {
-      pending.reject(new RefusedWithOthers(Code.RESOURCE_EXHAUSTED, result.value.message));
-    } else if (result.case === "error") pending.reject(persisterError({ code: result.value.code, details: result.value.message }, this.target));
+    if (result.case === "error") pending.reject(persisterError({ code: result.value.code, details: result.value.message }, this.target));
     else if (result.case === undefined) pending.reject(new PersisterError(Code.DATA_LOSS, `the server answered call ${answer.callId} with nothing (server ${this.target})`));
     else pending.resolve(result);
   }
