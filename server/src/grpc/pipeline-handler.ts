@@ -26,6 +26,7 @@ import {
 } from "@burr-state/client/gen/burr/state/v1/state_persister_pb";
 import type { Logger } from "../log";
 import { MalformedRequest } from "./handlers";
+import { batchedPipelinePath, callsOf, pipelinePath } from "./pipelined";
 import { refusalOf, toStatus } from "./status";
 
 /** Calls one pipeline may have running at once; past this the server stops reading the stream until some finish. */
@@ -88,8 +89,7 @@ export function pipelineHandler(
   batched: boolean,
 ): grpc.handleBidiStreamingCall<PipelineRequest | BatchedPipelineRequest | MalformedRequest, object> {
   const groupBytes = Math.min(groupedAnswerBytes, Math.floor(work.maxMessageBytes / 2));
-  const callsOf = (message: PipelineRequest | BatchedPipelineRequest): PipelineRequest[] =>
-    batched ? (message as BatchedPipelineRequest).calls : [message as PipelineRequest];
+  const path = batched ? batchedPipelinePath : pipelinePath;
 
   return (call) => {
     let running = 0;
@@ -219,7 +219,7 @@ export function pipelineHandler(
         flow();
         return end();
       }
-      for (const request of callsOf(message)) run(request);
+      for (const request of callsOf(path, message)) run(request);
       flow();
       end();
     });
